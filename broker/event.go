@@ -48,6 +48,15 @@ type Event struct {
 	Fault string `json:"fault,omitempty"`
 
 	Meter *Meter `json:"meter,omitempty"`
+	// TLS describes the handshake of a connection made on the TLS listener
+	// (set on EventConnect).
+	TLS *TLSInfo `json:"tls,omitempty"`
+	// Connect describes the CONNECT and the CONNACK answering it (set on
+	// EventConnect when a CONNECT was read).
+	Connect *ConnectInfo `json:"connect,omitempty"`
+	// ReturnCode is the SUBACK return code for this filter (EventSubscribe):
+	// the granted QoS, or 0x80 when refused.
+	ReturnCode *byte `json:"return_code,omitempty"`
 
 	Reason string `json:"reason,omitempty"` // disconnect / policy reason
 	Error  string `json:"error,omitempty"`
@@ -59,4 +68,29 @@ type Meter struct {
 	BytesOut   uint64 `json:"bytes_out"`
 	PacketsIn  uint64 `json:"packets_in"`  // MQTT control packets received from the client
 	PacketsOut uint64 `json:"packets_out"` // MQTT control packets sent to the client
+}
+
+// TLSInfo is what the security checks need from a mutual-TLS handshake.
+type TLSInfo struct {
+	Version       string    `json:"version"` // "TLS 1.2", "TLS 1.3"
+	CipherSuite   string    `json:"cipher_suite"`
+	ALPN          string    `json:"alpn,omitempty"`
+	ServerName    string    `json:"server_name,omitempty"` // SNI the client sent
+	PeerCN        string    `json:"peer_cn,omitempty"`
+	PeerKeyType   string    `json:"peer_key_type,omitempty"` // "ECDSA P-256", "RSA", ...
+	PeerKeyBits   int       `json:"peer_key_bits,omitempty"`
+	PeerNotBefore time.Time `json:"peer_not_before,omitempty"`
+	PeerNotAfter  time.Time `json:"peer_not_after,omitempty"`
+	PeerSigAlg    string    `json:"peer_sig_alg,omitempty"`
+}
+
+// ConnectInfo is what the protocol checks need from a CONNECT / CONNACK pair.
+type ConnectInfo struct {
+	ProtocolVersion byte   `json:"protocol_version"` // 4 = MQTT 3.1.1, 5 = MQTT 5
+	CleanSession    bool   `json:"clean_session"`
+	KeepAlive       uint16 `json:"keep_alive"` // seconds, as the client asked
+	Username        string `json:"username,omitempty"`
+	WillTopic       string `json:"will_topic,omitempty"`
+	SessionPresent  bool   `json:"session_present"`
+	ReturnCode      byte   `json:"return_code"` // CONNACK code as sent (v3 or v5 numbering)
 }

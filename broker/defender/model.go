@@ -106,7 +106,20 @@ type Problem struct {
 	Message string `json:"message"`
 	Path    string `json:"path"` // JSON pointer, e.g. /metrics/listening_tcp_ports/ports/0/port
 	Reason  string `json:"reason"`
+	// Category files the problem for conformance checks: one of the
+	// Category* constants.
+	Category string `json:"category,omitempty"`
 }
+
+// Problem categories: which part of the report is at fault.
+const (
+	CategoryDecode       = "decode"        // not strict JSON / CBOR at all
+	CategoryHeader       = "header"        // header block, report_id, version
+	CategoryStructure    = "structure"     // sections, shapes, types, unknown keys
+	CategoryRange        = "range"         // ports, counters, addresses out of range
+	CategoryCustomMetric = "custom_metric" // custom_metrics shapes and kinds
+	CategorySize         = "size"          // over the 128 KB payload cap
+)
 
 func (p *Problem) Error() string {
 	return "defender: " + p.Code + " at " + p.Path + ": " + p.Reason

@@ -1,0 +1,84 @@
+# ddhil — every workflow is a target here. `make demo` and `make test` do all
+# set-up on a fresh Debian/Ubuntu machine (they call `make deps`).
+
+GO        ?= go
+OUT       ?= run/demo
+PERIODS   ?= 5
+FIRMWARE  := firmware/build/qemu-netduinoplus2/ddagent.elf
+PROFILE   := fixtures/profiles/ddagent.yaml
+TESTFLAGS ?=
+# Debian packages the harness and its tests use; `make deps` installs the missing ones.
+APT_PKGS  := qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi openocd socat chromium make
+APT_BINS  := qemu-system-arm arm-none-eabi-gcc openocd socat chromium
+
+.PHONY: all deps firmware build test test-short demo run renode hil bench fuzz checks-doc vet clean
+
+all: build firmware
+
+## deps: install missing Debian packages (apt-get, as root or through sudo) and Go modules.
+deps:
+	@missing=""; for b in $(APT_BINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	[ -f /usr/lib/arm-none-eabi/newlib/libc.a ] || [ -d /usr/lib/arm-none-eabi/newlib ] || missing="$$missing newlib"; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: missing:$$missing; installing $(APT_PKGS)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	    echo "deps: not root and no sudo: install $(APT_PKGS) by hand" >&2; exit 3; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PKGS); \
+	fi
+	@command -v $(GO) >/dev/null || { echo "deps: Go 1.26 is required (https://go.dev/dl)" >&2; exit 3; }
+	$(GO) mod download
+
+## firmware: build the reference agent for every board profile.
+firmware: deps
+	$(MAKE) -C firmware
+
+## build: the ddhil binary.
+build:
+	$(GO) build -o ddhil ./cmd/ddhil
+
+## test: the whole suite, emulator end-to-end tests included.
+test: deps firmware
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m $(TESTFLAGS) ./...
+
+## test-short: unit tests only (no processes, no emulators).
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## demo: the main job on the embedded default: reference firmware in QEMU -> conformance report.
+demo: deps firmware build
+	./ddhil run --target qemu --firmware $(FIRMWARE) --profile $(PROFILE) --out $(OUT) --periods $(PERIODS); \
+	code=$$?; echo "demo: report at $(OUT)/report.html (exit $$code)"; exit $$code
+
+## run: alias of demo with overridable OUT/PERIODS/ARGS.
+run: demo
+
+## renode: the conformance suite on Renode (local binary via RENODE=path, or Docker image via RENODE_IMAGE).
+renode: firmware
+	$(GO) test -count=1 -timeout 30m ./tests/... -args -ddhil.target=renode $(if $(RENODE),-ddhil.renode=$(RENODE)) $(if $(RENODE_IMAGE),-ddhil.renode-image=$(RENODE_IMAGE))
+
+## hil: the conformance suite on an attached board (HWMAP=hwmap.yaml BOARD=id).
+hil: firmware
+	$(GO) test -count=1 -timeout 60m ./tests/... -args -ddhil.target=board -ddhil.hwmap=$(HWMAP) $(if $(BOARD),-ddhil.board=$(BOARD))
+
+## bench: the Go benchmarks quoted in README.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./broker/...
+
+## fuzz: each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzValidateJSON -fuzztime $(FUZZTIME) ./broker/defender
+	$(GO) test -run '^$$' -fuzz FuzzValidateCBOR -fuzztime $(FUZZTIME) ./broker/defender
+	$(GO) test -run '^$$' -fuzz FuzzMatchTopic -fuzztime $(FUZZTIME) ./broker/defender
+
+## checks-doc: regenerate docs/checks.md from the catalogue.
+checks-doc:
+	$(GO) run ./cmd/ddhil checks --markdown > docs/checks.md
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf ddhil run
+	$(MAKE) -C firmware clean

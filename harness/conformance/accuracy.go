@@ -1,0 +1,485 @@
+package conformance
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ddhil/ddhil/broker"
+	"github.com/ddhil/ddhil/broker/defender"
+)
+
+// Accuracy checks compare what the device says about its traffic with what
+// the harness saw. Tolerance model (docs/checks.md):
+//   - module transport: the emulated Wi-Fi module counts exactly what the
+//     firmware counts (bytes and messages of successful CIPSENDs and of +IPD),
+//     so outbound figures must match exactly. Inbound figures may differ by
+//     the +IPD messages that arrived while the firmware was building the
+//     report (between its snapshot and the CIPSEND carrying it): any value
+//     within that window is accepted.
+//   - network transport: the broker counts TCP payload bytes below TLS; the
+//     device may count IP packets, so a report may exceed the broker's figure
+//     by HeaderOverhead bytes per reported packet.
+
+// inboundWindow is how long before the report's CIPSEND an +IPD may have
+// landed without the firmware counting it.
+const inboundWindow = 250 * time.Millisecond
+
+// linkCounters are cumulative module counters.
+type linkCounters struct{ bytesOut, pktsOut, bytesIn, pktsIn uint64 }
+
+// countersBefore sums the link events with index < idx.
+func (c *Capture) countersBefore(idx int) linkCounters {
+	var k linkCounters
+	for _, ev := range c.Link[:idx] {
+		switch ev.Kind {
+		case LinkSend:
+			k.bytesOut += uint64(ev.Bytes)
+			k.pktsOut++
+		case LinkRecv:
+			k.bytesIn += uint64(ev.Bytes)
+			k.pktsIn++
+		}
+	}
+	return k
+}
+
+// reportCut finds the index of the first link event that carried report r
+// (walking back over the CIPSENDs before the report reached the broker until
+// the MQTT PUBLISH's size is covered), or -1.
+func (c *Capture) reportCut(r *ReportView) int {
+	size := publishSize(r.Event.Topic, len(r.Event.Payload), r.Event.QoS)
+	last := -1
+	for i, ev := range c.Link {
+		if ev.At > r.At() {
+			break
+		}
+		if ev.Kind == LinkSend {
+			last = i
+		}
+	}
+	if last < 0 {
+		return -1
+	}
+	covered := 0
+	for i := last; i >= 0; i-- {
+		if c.Link[i].Kind != LinkSend {
+			continue
+		}
+		covered += c.Link[i].Bytes
+		if covered >= size {
+			return i
+		}
+	}
+	return -1
+}
+
+// publishSize is the length of an MQTT 3.1.1 PUBLISH packet.
+func publishSize(topic string, payload int, qos byte) int {
+	rl := 2 + len(topic) + payload
+	if qos > 0 {
+		rl += 2
+	}
+	n := 1
+	for v := rl; ; v >>= 7 {
+		n++
+		if v < 128 {
+			break
+		}
+	}
+	return n + rl
+}
+
+// bootCut is the link index where the firmware's counters started for a
+// report: the first link event after the last boot before it.
+func (c *Capture) bootCut(at time.Duration) int {
+	boot := time.Duration(0)
+	for _, b := range c.boots() {
+		if b <= at {
+			boot = b
+		}
+	}
+	for i, ev := range c.Link {
+		if ev.At >= boot {
+			return i
+		}
+	}
+	return len(c.Link)
+}
+
+// inboundLow is the inbound counter at cut minus the +IPDs that arrived in
+// the window before it.
+func (c *Capture) inboundLow(cut int) (bytes, pkts uint64) {
+	k := c.countersBefore(cut)
+	bytes, pkts = k.bytesIn, k.pktsIn
+	if cut <= 0 || cut > len(c.Link) {
+		return
+	}
+	limit := c.Link[min(cut, len(c.Link)-1)].At - inboundWindow
+	for i := cut - 1; i >= 0 && c.Link[i].At >= limit; i-- {
+		if c.Link[i].Kind == LinkRecv {
+			bytes -= uint64(c.Link[i].Bytes)
+			pkts--
+		}
+	}
+	return
+}
+
+// statsSample pairs a report's network_stats with the oracle's figures.
+type statsSample struct {
+	r                  *ReportView
+	ns                 defender.NetworkStats
+	delta, cumulative linkCounters // oracle: since previous report / since boot
+	// Lower bounds of the inbound figures: +IPDs inside the window before
+	// the cut may not have been counted yet.
+	deltaInLowB, deltaInLowP uint64
+	cumInLowB, cumInLP       uint64
+	firstAfterBoot           bool
+}
+
+// samples pairs every accepted report carrying network_stats with the
+// module's counters. ok is false when the module path is not in use.
+func (c *Capture) statsSamples() (out []statsSample, reason string) {
+	if c.Expect.Transport != "module" {
+		return nil, "network transport"
+	}
+	if len(c.Link) == 0 {
+		return nil, "no traffic recorded by the module emulation"
+	}
+	reports := c.Reports()
+	prevCut := -1
+	prevBoot := -1
+	for i := range reports {
+		r := &reports[i]
+		cut := c.reportCut(r)
+		if cut < 0 {
+			continue
+		}
+		boot := c.bootCut(r.At())
+		res := r.Result()
+		first := boot != prevBoot
+		if first {
+			prevCut = boot
+		}
+		if r.Thing == c.Thing && res.Accepted() && res.Report != nil && res.Report.Metrics != nil && res.Report.Metrics.NetworkStats != nil {
+			at, from, b := c.countersBefore(cut), c.countersBefore(prevCut), c.countersBefore(boot)
+			lowB, lowP := c.inboundLow(cut)
+			s := statsSample{r: r, ns: *res.Report.Metrics.NetworkStats, firstAfterBoot: first,
+				delta:      linkCounters{at.bytesOut - from.bytesOut, at.pktsOut - from.pktsOut, at.bytesIn - from.bytesIn, at.pktsIn - from.pktsIn},
+				cumulative: linkCounters{at.bytesOut - b.bytesOut, at.pktsOut - b.pktsOut, at.bytesIn - b.bytesIn, at.pktsIn - b.pktsIn},
+			}
+			s.deltaInLowB = sub(lowB, from.bytesIn)
+			s.deltaInLowP = sub(lowP, from.pktsIn)
+			s.cumInLowB, s.cumInLP = sub(lowB, b.bytesIn), sub(lowP, b.pktsIn)
+			out = append(out, s)
+		}
+		// The firmware's baseline moves at every report it builds, accepted
+		// or not.
+		prevCut, prevBoot = cut, boot
+	}
+	if len(out) == 0 {
+		return nil, "no accepted report carried network_stats"
+	}
+	return out, ""
+}
+
+func sub(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
+}
+
+// matches reports whether a sample's stats equal the oracle exactly on the
+// outbound side and within the window on the inbound side.
+func (s statsSample) matches(k linkCounters, inLowB, inLowP uint64) bool {
+	return eq(s.ns.BytesOut, k.bytesOut, k.bytesOut) && eq(s.ns.PacketsOut, k.pktsOut, k.pktsOut) &&
+		eq(s.ns.BytesIn, inLowB, k.bytesIn) && eq(s.ns.PacketsIn, inLowP, k.pktsIn)
+}
+
+func eq(v *uint64, lo, hi uint64) bool { return v != nil && *v >= lo && *v <= hi }
+
+func val(v *uint64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
+}
+
+func (s statsSample) evidence() map[string]any {
+	return map[string]any{
+		"reported":   map[string]any{"bytes_in": val(s.ns.BytesIn), "bytes_out": val(s.ns.BytesOut), "packets_in": val(s.ns.PacketsIn), "packets_out": val(s.ns.PacketsOut)},
+		"delta":      map[string]any{"bytes_in": s.delta.bytesIn, "bytes_out": s.delta.bytesOut, "packets_in": s.delta.pktsIn, "packets_out": s.delta.pktsOut},
+		"cumulative": map[string]any{"bytes_in": s.cumulative.bytesIn, "bytes_out": s.cumulative.bytesOut, "packets_in": s.cumulative.pktsIn, "packets_out": s.cumulative.pktsOut},
+	}
+}
+
+// checkDeltas: network_stats are deltas since the previous report, not
+// running totals. Only reports after the first one since boot can tell the
+// two apart.
+func checkDeltas(c *Capture) Outcome {
+	samples, why := c.statsSamples()
+	if why != "" {
+		return skip("%s", why)
+	}
+	var out Outcome
+	judged := 0
+	for _, s := range samples {
+		if s.firstAfterBoot || s.delta == s.cumulative {
+			continue
+		}
+		judged++
+		if s.isCumulative() {
+			out.Findings = append(out.Findings, finding(s.r,
+				"network_stats are running totals since boot, not deltas since the previous report", s.evidence()))
+		}
+	}
+	if judged == 0 && len(out.Findings) == 0 {
+		return skip("no second report after a boot to tell deltas from totals")
+	}
+	return out
+}
+
+func (s statsSample) isCumulative() bool {
+	return !s.matches(s.delta, s.deltaInLowB, s.deltaInLowP) && s.matches(s.cumulative, s.cumInLowB, s.cumInLP)
+}
+
+// checkTrafficAgrees: each report's network_stats equal what crossed the
+// link since the previous report.
+func checkTrafficAgrees(c *Capture) Outcome {
+	if c.Expect.Transport == "network" {
+		return checkTrafficNetwork(c)
+	}
+	samples, why := c.statsSamples()
+	if why != "" {
+		return skip("%s", why)
+	}
+	var out Outcome
+	for _, s := range samples {
+		if s.isCumulative() && !s.firstAfterBoot {
+			continue // DD-A01's finding; not counted twice
+		}
+		if !s.matches(s.delta, s.deltaInLowB, s.deltaInLowP) {
+			out.Findings = append(out.Findings, finding(s.r, "network_stats disagree with the traffic the module carried: "+s.diff(), s.evidence()))
+		}
+	}
+	return out
+}
+
+func (s statsSample) diff() string {
+	var parts []string
+	add := func(name string, v *uint64, lo, hi uint64) {
+		switch {
+		case v == nil:
+			parts = append(parts, name+" missing")
+		case *v < lo || *v > hi:
+			if lo == hi {
+				parts = append(parts, fmt.Sprintf("%s %d, carried %d", name, *v, hi))
+			} else {
+				parts = append(parts, fmt.Sprintf("%s %d, carried %d..%d", name, *v, lo, hi))
+			}
+		}
+	}
+	add("bytes_out", s.ns.BytesOut, s.delta.bytesOut, s.delta.bytesOut)
+	add("packets_out", s.ns.PacketsOut, s.delta.pktsOut, s.delta.pktsOut)
+	add("bytes_in", s.ns.BytesIn, s.deltaInLowB, s.delta.bytesIn)
+	add("packets_in", s.ns.PacketsIn, s.deltaInLowP, s.delta.pktsIn)
+	return strings.Join(parts, "; ")
+}
+
+// checkTrafficNetwork bounds reports by the broker's transport counters.
+func checkTrafficNetwork(c *Capture) Outcome {
+	reports := c.Reports()
+	var out Outcome
+	var prev *broker.Meter
+	judged := 0
+	for i := range reports {
+		r := &reports[i]
+		m := c.meterAfter(r)
+		res := r.Result()
+		if m == nil {
+			continue
+		}
+		if prev != nil && res.Accepted() && res.Report != nil && res.Report.Metrics != nil && res.Report.Metrics.NetworkStats != nil {
+			ns := res.Report.Metrics.NetworkStats
+			judged++
+			own := uint64(publishSize(r.Event.Topic, len(r.Event.Payload), r.Event.QoS))
+			obsOut := sub(m.BytesIn-own, prev.BytesIn)
+			if ns.BytesOut != nil && ns.PacketsOut != nil {
+				hi := obsOut + *ns.PacketsOut*uint64(c.Expect.HeaderOverhead) + own
+				lo := sub(obsOut, own)
+				if *ns.BytesOut < lo || *ns.BytesOut > hi {
+					out.Findings = append(out.Findings, finding(r, fmt.Sprintf("bytes_out %d outside %d..%d (broker saw %d)", *ns.BytesOut, lo, hi, obsOut),
+						map[string]any{"reported": *ns.BytesOut, "broker_bytes": obsOut, "allowed_min": lo, "allowed_max": hi}))
+				}
+			}
+		}
+		prev = m
+	}
+	if judged == 0 && len(out.Findings) == 0 {
+		return skip("no pair of accepted reports with broker meters")
+	}
+	return out
+}
+
+// meterAfter finds the meter snapshot the broker took right after report r.
+func (c *Capture) meterAfter(r *ReportView) *broker.Meter {
+	for _, ev := range c.Events {
+		if ev.Kind == broker.EventMeter && ev.ConnID == r.Event.ConnID && ev.Seq > r.Event.Seq && ev.Meter != nil {
+			return ev.Meter
+		}
+	}
+	return nil
+}
+
+// checkConnections: tcp_connections lists the live broker connection with
+// its real remote address and local port.
+func checkConnections(c *Capture) Outcome {
+	reports := c.Reports()
+	var out Outcome
+	judged := 0
+	for i := range reports {
+		r := &reports[i]
+		res := r.Result()
+		if !res.Accepted() || res.Report == nil || r.Thing != c.Thing {
+			continue
+		}
+		wantRemote, wantPort, ok := c.liveConnection(r)
+		if !ok {
+			continue
+		}
+		judged++
+		var conns []defender.Connection
+		if m := res.Report.Metrics; m != nil && m.TCPConnections != nil && m.TCPConnections.Established != nil {
+			conns = m.TCPConnections.Established.Connections
+		}
+		found := false
+		var listed []string
+		for _, cn := range conns {
+			lp := uint64(0)
+			if cn.LocalPort != nil {
+				lp = *cn.LocalPort
+			}
+			listed = append(listed, fmt.Sprintf("%s lp=%d", cn.RemoteAddr, lp))
+			if sameAddr(cn.RemoteAddr, wantRemote) && lp == uint64(wantPort) {
+				found = true
+			}
+		}
+		if !found {
+			out.Findings = append(out.Findings, finding(r,
+				fmt.Sprintf("tcp_connections does not list the live connection remote_addr=%s local_port=%d", wantRemote, wantPort),
+				map[string]any{"expected_remote_addr": wantRemote, "expected_local_port": wantPort, "listed": listed}))
+		}
+	}
+	if judged == 0 {
+		return skip("no accepted report with a known live connection")
+	}
+	return out
+}
+
+// liveConnection is the connection carrying report r as the device sees it.
+func (c *Capture) liveConnection(r *ReportView) (remote string, localPort int, ok bool) {
+	if c.Expect.Transport == "module" {
+		var open *LinkEvent
+		for i := range c.Link {
+			if c.Link[i].At > r.At() {
+				break
+			}
+			if c.Link[i].Kind == LinkOpen {
+				open = &c.Link[i]
+			}
+		}
+		if open == nil {
+			return "", 0, false
+		}
+		return open.Remote, open.LocalPort, true
+	}
+	for _, ev := range c.Events {
+		if ev.Kind == broker.EventConnect && ev.ConnID == r.Event.ConnID {
+			_, port, err := net.SplitHostPort(ev.Remote)
+			if err != nil {
+				return "", 0, false
+			}
+			p, _ := strconv.Atoi(port)
+			return c.Expect.Endpoint, p, c.Expect.Endpoint != ""
+		}
+	}
+	return "", 0, false
+}
+
+func sameAddr(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil {
+		return strings.EqualFold(a, b)
+	}
+	return strings.EqualFold(strings.Trim(ha, "[]"), strings.Trim(hb, "[]")) && pa == pb
+}
+
+// checkListeningPorts: the reported listening ports equal the expected set.
+func checkListeningPorts(c *Capture) Outcome {
+	reports := c.Reports()
+	var out Outcome
+	judged := 0
+	for i := range reports {
+		r := &reports[i]
+		res := r.Result()
+		if !res.Accepted() || res.Report == nil || r.Thing != c.Thing {
+			continue
+		}
+		judged++
+		var tcp, udp *defender.Ports
+		if m := res.Report.Metrics; m != nil {
+			tcp, udp = m.ListeningTCPPorts, m.ListeningUDPPorts
+		}
+		for _, side := range []struct {
+			name string
+			got  *defender.Ports
+			want []int
+		}{{"listening_tcp_ports", tcp, c.Expect.ListeningTCP}, {"listening_udp_ports", udp, c.Expect.ListeningUDP}} {
+			got := portSet(side.got)
+			if !equalInts(got, sortedInts(side.want)) {
+				out.Findings = append(out.Findings, finding(r,
+					fmt.Sprintf("%s reports %v, expected %v", side.name, got, sortedInts(side.want)),
+					map[string]any{"section": side.name, "reported": got, "expected": sortedInts(side.want)}))
+			}
+		}
+	}
+	if judged == 0 {
+		return skip("no accepted report from the device")
+	}
+	return out
+}
+
+func portSet(p *defender.Ports) []int {
+	out := []int{}
+	if p == nil {
+		return out
+	}
+	for _, pt := range p.Ports {
+		out = append(out, int(pt.Port))
+	}
+	sort.Ints(out)
+	return out
+}
+
+func sortedInts(in []int) []int {
+	out := append([]int{}, in...)
+	sort.Ints(out)
+	return out
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,189 @@
+package conformance
+
+import (
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// statuses evaluates every check and returns id -> status.
+func statuses(t *testing.T, c *Capture) (map[string]Status, []Result) {
+	t.Helper()
+	res := Evaluate(c, Catalogue())
+	out := map[string]Status{}
+	for _, r := range res {
+		out[r.Check.ID] = r.Status
+		require.Empty(t, r.Error, "%s errored", r.Check.ID)
+	}
+	return out, res
+}
+
+func red(st map[string]Status) []string {
+	var out []string
+	for id, s := range st {
+		if s == StatusFail || s == StatusWarn || s == StatusError {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestCleanCapturePassesEveryCheck(t *testing.T) {
+	st, res := statuses(t, newDevice(t).run(6))
+	for _, r := range res {
+		if r.Status != StatusPass {
+			t.Logf("%s %s %v %s", r.Check.ID, r.Status, r.Findings, r.SkipReason)
+		}
+	}
+	assert.Empty(t, red(st))
+	// Everything that can be judged on the module path is judged, not skipped.
+	for _, id := range []string{"DD-S01", "DD-S02", "DD-P01", "DD-T01", "DD-T02", "DD-T03", "DD-I01", "DD-I02", "DD-A01", "DD-A02", "DD-A03", "DD-A04", "DD-R01", "DD-R02", "DD-X02"} {
+		assert.Equal(t, StatusPass, st[id], id)
+	}
+	assert.Equal(t, StatusSkip, st["DD-X01"], "no TLS on the module path")
+}
+
+// TestEachBehaviourTurnsItsCheckRed mirrors the firmware fault suite on the
+// Go model of the device: each switched behaviour fails exactly the checks
+// its proof names.
+func TestEachBehaviourTurnsItsCheckRed(t *testing.T) {
+	cases := []struct {
+		fault string
+		set   func(d *device)
+	}{
+		{"wrong-thing", func(d *device) { d.wrongThing = true }},
+		{"camelcase", func(d *device) { d.camel = true }},
+		{"cmet-bare", func(d *device) { d.bareCmet = true }},
+		{"no-subscribe", func(d *device) { d.noSubscribe = true }},
+		{"retain", func(d *device) { d.retain = true }},
+		{"rid-repeat", func(d *device) { d.ridRepeat = true }},
+		{"rid-ticks", func(d *device) { d.ridTicks = true }},
+		{"ns-cumulative", func(d *device) { d.cumulative = true }},
+		{"ns-inflate", func(d *device) { d.inflate = true }},
+		{"tc-stale", func(d *device) { d.lportLie = 1 }},
+		{"ports-missing", func(d *device) { d.ports = nil }},
+		{"retry-storm", func(d *device) { d.retryStorm = true }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.fault, func(t *testing.T) {
+			d := newDevice(t)
+			tc.set(d)
+			st, res := statuses(t, d.run(6))
+			proof, ok := ProofFor(tc.fault)
+			require.True(t, ok)
+			for _, id := range proof.Fails {
+				assert.Contains(t, []Status{StatusFail, StatusWarn}, st[id], "%s must turn red", id)
+			}
+			for _, id := range red(st) {
+				if !contains(proof.Fails, id) {
+					_, may := proof.MayFail[id]
+					assert.True(t, may, "%s turned red but is unrelated to %s: %+v", id, tc.fault, findingsOf(res, id))
+				}
+			}
+		})
+	}
+}
+
+func TestPeriodSkewAndBurst(t *testing.T) {
+	d := newDevice(t)
+	d.phase("normal")
+	d.connect()
+	for i := 0; i < 6; i++ {
+		d.report()
+		d.advance(1250 * time.Millisecond)
+	}
+	d.c.End = d.now
+	st, _ := statuses(t, d.c)
+	assert.Equal(t, StatusFail, st["DD-T02"])
+	assert.Equal(t, StatusPass, st["DD-T03"])
+
+	d = newDevice(t)
+	d.phase("normal")
+	d.connect()
+	for i := 0; i < 6; i++ {
+		d.report()
+		d.advance(20 * time.Millisecond)
+		d.report()
+		d.advance(time.Second)
+	}
+	d.c.End = d.now
+	st, res := statuses(t, d.c)
+	assert.Equal(t, StatusFail, st["DD-T03"], "a burst is two reports in one cycle")
+	assert.Equal(t, StatusPass, st["DD-T02"], "bursts collapse into cycles: %v", findingsOf(res, "DD-T02"))
+}
+
+func TestFirstReportBoundAndNoReconnect(t *testing.T) {
+	d := newDevice(t)
+	d.connect()
+	d.advance(5 * time.Second)
+	d.report()
+	d.c.End = d.now + time.Second
+	st, _ := statuses(t, d.c)
+	assert.Equal(t, StatusFail, st["DD-T01"])
+
+	d = newDevice(t)
+	d.connect()
+	d.report()
+	d.advance(time.Second)
+	d.kick()
+	d.advance(45 * time.Second)
+	d.c.End = d.now
+	st, res := statuses(t, d.c)
+	assert.Equal(t, StatusFail, st["DD-R01"], "%v", findingsOf(res, "DD-R01"))
+}
+
+func TestProductionPeriodBelowThrottleWindow(t *testing.T) {
+	d := newDevice(t)
+	d.c.Expect.ProductionPeriod = 60 * time.Second
+	st, res := statuses(t, d.run(4))
+	assert.Equal(t, StatusFail, st["DD-T03"])
+	assert.Contains(t, findingsOf(res, "DD-T03")[0].Message, "throttle window")
+}
+
+func TestSelectRejectsUnknownIDs(t *testing.T) {
+	_, err := Select([]string{"DD-T02", "DD-Z99"})
+	require.ErrorContains(t, err, "DD-Z99")
+	got, err := Select([]string{" dd-t02 "})
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+}
+
+func TestEveryCheckHasAProofAndCitation(t *testing.T) {
+	proven := map[string]bool{}
+	for _, p := range Proofs {
+		for _, id := range p.Fails {
+			_, ok := Lookup(id)
+			require.True(t, ok, "proof of %s names unknown check %s", p.Fault, id)
+			proven[id] = true
+		}
+	}
+	for _, c := range Catalogue() {
+		assert.NotEmpty(t, c.Citation, c.ID)
+		assert.NotEmpty(t, c.ProvenBy, c.ID)
+		if c.ID != "DD-X01" { // no firmware fault can reach TLS on the module path
+			assert.True(t, proven[c.ID], "%s has no fault that proves it", c.ID)
+		}
+	}
+}
+
+func findingsOf(res []Result, id string) []Finding {
+	for _, r := range res {
+		if r.Check.ID == id {
+			return r.Findings
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,66 @@
+package conformance
+
+import "fmt"
+
+// checkIDsPerConnection: report_id strictly increases on one connection.
+func checkIDsPerConnection(c *Capture) Outcome {
+	reports := c.Reports()
+	var out Outcome
+	last := map[string]uint64{}
+	n := 0
+	for i := range reports {
+		r := &reports[i]
+		id, ok := r.ID()
+		if !ok {
+			continue
+		}
+		n++
+		if prev, seen := last[r.Event.ConnID]; seen && id <= prev {
+			out.Findings = append(out.Findings, finding(r,
+				fmt.Sprintf("report_id %d does not increase on this connection (previous %d)", id, prev),
+				map[string]any{"report_id": id, "previous_id": prev, "conn_id": r.Event.ConnID}))
+		}
+		last[r.Event.ConnID] = id
+	}
+	if n < 2 {
+		return skip("fewer than 2 reports with a readable report_id")
+	}
+	return out
+}
+
+// checkIDsAcrossRestarts: the first report_id after a reconnect or a reboot is
+// above the last one before it; AWS discards reports whose id was used
+// before as duplicates.
+func checkIDsAcrossRestarts(c *Capture) Outcome {
+	reports := c.Reports()
+	var out Outcome
+	boundaries := 0
+	var prev *ReportView
+	for i := range reports {
+		r := &reports[i]
+		id, ok := r.ID()
+		if !ok {
+			continue
+		}
+		if prev != nil && prev.Event.ConnID != r.Event.ConnID {
+			boundaries++
+			pid, _ := prev.ID()
+			if id <= pid {
+				why := "reconnect"
+				for _, a := range c.ActionsOf(ActionReset) {
+					if a.At > prev.At() && a.At < r.At() {
+						why = "reboot"
+					}
+				}
+				out.Findings = append(out.Findings, finding(r,
+					fmt.Sprintf("report_id %d after a %s is not above the last id before it (%d): AWS treats it as a duplicate", id, why, pid),
+					map[string]any{"report_id": id, "last_id_before": pid, "boundary": why}))
+			}
+		}
+		prev = r
+	}
+	if boundaries == 0 {
+		return skip("no reconnect or reboot with reports on both sides")
+	}
+	return out
+}

@@ -1,0 +1,175 @@
+package conformance
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ddhil/ddhil/broker"
+	"github.com/ddhil/ddhil/broker/defender"
+)
+
+// checkSubscribeFirst: on every connection that carried a report, the device
+// subscribed to both response topics of its format before the first report.
+// A filter with '+' at the thing level counts (the STM32U5 reference does
+// that); so does "…/<format>/+".
+func checkSubscribeFirst(c *Capture) Outcome {
+	reports := c.Reports()
+	if len(reports) == 0 {
+		return skip("no report was published")
+	}
+	subs := map[string][]broker.Event{} // connID -> subscriptions so far
+	firstReport := map[string]bool{}
+	var out Outcome
+	ri := 0
+	for _, ev := range c.Events {
+		switch ev.Kind {
+		case broker.EventSubscribe:
+			if ev.Error == "" {
+				subs[ev.ConnID] = append(subs[ev.ConnID], ev)
+			}
+		case broker.EventReport:
+			r := &reports[ri]
+			ri++
+			if firstReport[ev.ConnID] {
+				continue
+			}
+			firstReport[ev.ConnID] = true
+			f := r.Kind.Format()
+			var missing []string
+			for _, accepted := range []bool{true, false} {
+				want := defender.ResponseTopic(c.Thing, f, accepted)
+				if !subscribed(subs[ev.ConnID], want) {
+					missing = append(missing, want)
+				}
+			}
+			if len(missing) > 0 {
+				have := []string{}
+				for _, s := range subs[ev.ConnID] {
+					have = append(have, s.Topic)
+				}
+				out.Findings = append(out.Findings, finding(r,
+					"first report on this connection was published before subscribing to "+strings.Join(missing, " and "),
+					map[string]any{"missing": missing, "subscribed": have, "conn_id": ev.ConnID}))
+			}
+		}
+	}
+	return out
+}
+
+// subscribed reports whether any filter in subs matches topic (MQTT rules).
+func subscribed(subs []broker.Event, topic string) bool {
+	for _, s := range subs {
+		if filterMatches(s.Topic, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+func filterMatches(filter, topic string) bool {
+	fl := strings.Split(filter, "/")
+	tl := strings.Split(topic, "/")
+	for i, f := range fl {
+		if f == "#" {
+			return true
+		}
+		if i >= len(tl) {
+			return false
+		}
+		if f != "+" && f != tl[i] {
+			return false
+		}
+	}
+	return len(fl) == len(tl)
+}
+
+// checkQoSRetain: reports use QoS 0 or 1 and never set RETAIN on the
+// reserved $aws topics (AWS refuses both).
+func checkQoSRetain(c *Capture) Outcome {
+	var out Outcome
+	n := 0
+	for _, ev := range c.Events {
+		if ev.Kind == broker.EventPolicy && (strings.Contains(ev.Reason, "retain") || strings.Contains(ev.Reason, "qos")) {
+			out.Findings = append(out.Findings, Finding{At: ev.Mono, Message: "broker refused a publish: " + ev.Reason,
+				Evidence: map[string]any{"topic": ev.Topic, "qos": ev.QoS, "retain": ev.Retain}})
+		}
+		if ev.Kind != broker.EventPublish || !strings.HasPrefix(ev.Topic, "$aws/") {
+			continue
+		}
+		n++
+		if ev.QoS > 1 {
+			out.Findings = append(out.Findings, Finding{At: ev.Mono, Message: fmt.Sprintf("publish to %s with QoS %d; AWS IoT Core supports QoS 0 and 1 only", ev.Topic, ev.QoS),
+				Evidence: map[string]any{"topic": ev.Topic, "qos": ev.QoS}})
+		}
+		if ev.Retain {
+			out.Findings = append(out.Findings, Finding{At: ev.Mono, Message: "retained publish to reserved topic " + ev.Topic,
+				Evidence: map[string]any{"topic": ev.Topic, "retain": true}})
+		}
+	}
+	if n == 0 && len(out.Findings) == 0 {
+		return skip("no publish to a reserved topic")
+	}
+	return out
+}
+
+// checkClientID: AWS recommends client ID == thing name.
+func checkClientID(c *Capture) Outcome {
+	reports := c.Reports()
+	if len(reports) == 0 {
+		return skip("no report was published")
+	}
+	var out Outcome
+	for i := range reports {
+		r := &reports[i]
+		if r.Event.ClientID != r.Thing {
+			out.Findings = append(out.Findings, finding(r,
+				fmt.Sprintf("client ID %q differs from the thing name %q in the topic", r.Event.ClientID, r.Thing),
+				map[string]any{"client_id": r.Event.ClientID, "thing": r.Thing}))
+		}
+	}
+	return out
+}
+
+// ---- timing ----
+
+// checkFirstReport: after every MQTT connection that stays up long enough,
+// the first report arrives within the bound.
+func checkFirstReport(c *Capture) Outcome {
+	bound := c.Expect.FirstReportBound
+	conns := c.Connects()
+	if len(conns) == 0 {
+		return skip("the device never connected")
+	}
+	reports := c.Reports()
+	var out Outcome
+	for _, conn := range conns {
+		end := c.End
+		for _, ev := range c.Events {
+			if ev.Kind == broker.EventDisconnect && ev.ConnID == conn.ConnID && ev.Mono >= conn.Mono {
+				end = ev.Mono
+				break
+			}
+		}
+		var first *ReportView
+		for i := range reports {
+			if reports[i].Event.ConnID == conn.ConnID {
+				first = &reports[i]
+				break
+			}
+		}
+		switch {
+		case first != nil && first.At()-conn.Mono > bound:
+			out.Findings = append(out.Findings, finding(first,
+				fmt.Sprintf("first report %s after the connection; bound %s", round(first.At()-conn.Mono), bound),
+				map[string]any{"connected_at": conn.Mono.String(), "first_report_at": first.At().String(), "bound": bound.String()}))
+		case first == nil && end-conn.Mono > bound:
+			out.Findings = append(out.Findings, Finding{At: conn.Mono,
+				Message:  fmt.Sprintf("no report within %s of the connection (connection lasted %s)", bound, round(end-conn.Mono)),
+				Evidence: map[string]any{"connected_at": conn.Mono.String(), "bound": bound.String(), "conn_id": conn.ConnID}})
+		}
+	}
+	return out
+}
+
+func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }

@@ -1,0 +1,129 @@
+package conformance
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ddhil/ddhil/broker"
+	"github.com/ddhil/ddhil/broker/defender"
+)
+
+// checkReconnect: after the broker drops the link the device reconnects
+// within its backoff bound and resumes reporting.
+func checkReconnect(c *Capture) Outcome {
+	kicks := c.ActionsOf(ActionKick)
+	if len(kicks) == 0 {
+		return skip("the run did not drop the device's connection")
+	}
+	var out Outcome
+	for _, k := range kicks {
+		var conn *broker.Event
+		for i := range c.Events {
+			ev := &c.Events[i]
+			if ev.Kind == broker.EventConnect && ev.Error == "" && ev.Mono > k.At && ev.ClientID == c.Thing {
+				conn = ev
+				break
+			}
+		}
+		limit := k.At + c.Expect.ReconnectBound
+		if conn == nil || conn.Mono > limit {
+			if c.End < limit && conn == nil {
+				out.Findings = append(out.Findings, Finding{At: k.At, Message: fmt.Sprintf("no reconnect in the %s the run lasted after the drop", round(c.End-k.At)),
+					Evidence: map[string]any{"dropped_at": k.At.String(), "bound": c.Expect.ReconnectBound.String()}})
+				continue
+			}
+			out.Findings = append(out.Findings, Finding{At: k.At, Message: fmt.Sprintf("no reconnect within %s of the broker dropping the link", c.Expect.ReconnectBound),
+				Evidence: map[string]any{"dropped_at": k.At.String(), "bound": c.Expect.ReconnectBound.String()}})
+			continue
+		}
+		resumed := false
+		for _, r := range c.Reports() {
+			if r.Event.ConnID == conn.ConnID {
+				resumed = true
+				break
+			}
+		}
+		if !resumed && c.End-conn.Mono > c.Expect.FirstReportBound {
+			out.Findings = append(out.Findings, Finding{At: conn.Mono, Message: "reconnected but sent no report afterwards",
+				Evidence: map[string]any{"reconnected_at": conn.Mono.String(), "reconnect_after": round(conn.Mono - k.At).String()}})
+		}
+	}
+	return out
+}
+
+// checkBackoff: after a rejection (Throttled or other) the device does not
+// storm the service, and when a response never comes it carries on.
+func checkBackoff(c *Capture) Outcome {
+	reports := c.Reports()
+	period := c.Expect.TestPeriod
+	var out Outcome
+	judged := 0
+	for i := range reports {
+		r := &reports[i]
+		if r.Thing != c.Thing {
+			continue
+		}
+		if r.Response != nil && r.Response.Response != nil && r.Response.Response.Status == defender.StatusRejected {
+			judged++
+			t := r.Response.Mono
+			var storm []string
+			for j := i + 1; j < len(reports); j++ {
+				if reports[j].At() >= t+period/2 {
+					break
+				}
+				if reports[j].Thing == c.Thing && !c.restartBetween(t, reports[j].At()) {
+					storm = append(storm, round(reports[j].At()-t).String())
+				}
+			}
+			if len(storm) > 0 {
+				code := ""
+				if d := r.Response.Response.StatusDetails; d != nil {
+					code = d.ErrorCode
+				}
+				out.Findings = append(out.Findings, finding(r,
+					fmt.Sprintf("%d report(s) within %s of a %s rejection (after %s): the device retries instead of backing off", len(storm), period/2, code, strings.Join(storm, ", ")),
+					map[string]any{"code": code, "retries_after": storm}))
+			}
+		}
+		if r.Response == nil && c.responseDropped(r) {
+			judged++
+			deadline := r.At() + 3*period
+			next := false
+			for j := i + 1; j < len(reports); j++ {
+				if reports[j].Thing == c.Thing && reports[j].At() <= deadline {
+					next = true
+				}
+			}
+			if !next && !c.restartBetween(r.At(), deadline) && c.End > deadline {
+				out.Findings = append(out.Findings, finding(r,
+					fmt.Sprintf("no report within %s after a report that got no response: the device stopped reporting", 3*period), nil))
+			}
+		}
+	}
+	if judged == 0 {
+		return skip("no rejection and no dropped response in this run")
+	}
+	return out
+}
+
+// responseDropped reports whether the broker deliberately answered nothing
+// to r (fault injection), as opposed to the run ending first.
+func (c *Capture) responseDropped(r *ReportView) bool {
+	for _, ev := range c.Events {
+		if ev.Kind == broker.EventResponse && ev.ConnID == r.Event.ConnID && ev.Seq > r.Event.Seq && ev.Fault == "drop" {
+			return true
+		}
+	}
+	return false
+}
+
+// restartBetween reports whether a reset or a kick happened in [a, b].
+func (c *Capture) restartBetween(a, b time.Duration) bool {
+	for _, act := range c.Actions {
+		if (act.Kind == ActionReset || act.Kind == ActionKick) && act.At >= a && act.At <= b {
+			return true
+		}
+	}
+	return false
+}

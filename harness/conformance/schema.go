@@ -1,0 +1,207 @@
+package conformance
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ddhil/ddhil/broker"
+	"github.com/ddhil/ddhil/broker/defender"
+)
+
+// Schema checks judge each report as AWS would (the verdict comes from
+// broker/defender, recorded by the broker) and file every rejection under
+// the one check its cause belongs to.
+
+const docDeviceMetrics = "AWS IoT Device Defender, Device-side metrics: document specification (detect-device-side-metrics)"
+
+func checkTopic(c *Capture) Outcome {
+	reports := c.Reports()
+	if len(reports) == 0 {
+		return skip("no report was published")
+	}
+	var out Outcome
+	for i := range reports {
+		r := &reports[i]
+		if r.Thing != c.Thing {
+			out.Findings = append(out.Findings, finding(r,
+				fmt.Sprintf("report published for thing %q, but the device is %q", r.Thing, c.Thing),
+				map[string]any{"topic": r.Event.Topic, "expected_thing": c.Thing}))
+		}
+		got := sniffFormat(r.Event.Payload)
+		if got != "" && got != r.Kind.Format() {
+			out.Findings = append(out.Findings, finding(r,
+				fmt.Sprintf("payload looks like %s but was published on the %s topic", got, r.Kind.Format()),
+				map[string]any{"topic": r.Event.Topic, "payload_excerpt": excerpt(r.Event.Payload)}))
+		}
+		if c.Format != "" && r.Kind.Format() != c.Format {
+			out.Findings = append(out.Findings, finding(r,
+				fmt.Sprintf("report sent as %s, the device was provisioned for %s", r.Kind.Format(), c.Format),
+				map[string]any{"topic": r.Event.Topic}))
+		}
+	}
+	return out
+}
+
+// sniffFormat guesses a payload's encoding from its first byte: JSON
+// reports start with '{' (after whitespace), CBOR maps with major type 5.
+func sniffFormat(p []byte) defender.Format {
+	s := strings.TrimLeft(string(p), " \t\r\n")
+	switch {
+	case len(s) == 0:
+		return ""
+	case s[0] == '{':
+		return defender.JSON
+	case p[0]>>5 == 5:
+		return defender.CBOR
+	}
+	return ""
+}
+
+// problemCheck files a rejection under the check its cause belongs to.
+func problemCheck(p *defender.Problem) string {
+	if p == nil {
+		return ""
+	}
+	switch p.Category {
+	case defender.CategoryDecode:
+		return "DD-S02"
+	case defender.CategoryHeader:
+		return "DD-S03"
+	case defender.CategoryStructure:
+		return "DD-S04"
+	case defender.CategoryRange:
+		return "DD-S05"
+	case defender.CategoryCustomMetric:
+		return "DD-S06"
+	case defender.CategorySize:
+		return "DD-S08"
+	}
+	// Fallback for problems recorded without a category (older recordings).
+	path := p.Path
+	reason := strings.ToLower(p.Reason)
+	switch {
+	case strings.Contains(reason, "128 kb") || strings.Contains(reason, "exceeds") && strings.Contains(reason, "size"):
+		return "DD-S08"
+	case path == "" || path == "/":
+		if strings.Contains(reason, "header") || strings.Contains(reason, "metrics") {
+			if strings.Contains(reason, "header") {
+				return "DD-S03"
+			}
+			return "DD-S04"
+		}
+		return "DD-S02"
+	case hasSection(path, "header", "hed"):
+		return "DD-S03"
+	case hasSection(path, "custom_metrics", "cmet"):
+		return "DD-S06"
+	case strings.Contains(reason, "range") || strings.Contains(reason, "negative") || strings.Contains(reason, "ip:port") ||
+		strings.Contains(reason, "port") && strings.Contains(reason, "65535"):
+		return "DD-S05"
+	}
+	return "DD-S04"
+}
+
+func hasSection(path string, names ...string) bool {
+	for _, n := range names {
+		if path == "/"+n || strings.HasPrefix(path, "/"+n+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// rejectedUnder returns a check function failing every report whose
+// rejection belongs to id.
+func rejectedUnder(id string) func(c *Capture) Outcome {
+	return func(c *Capture) Outcome {
+		reports := c.Reports()
+		if len(reports) == 0 {
+			return skip("no report was published")
+		}
+		var out Outcome
+		for i := range reports {
+			r := &reports[i]
+			res := r.Result()
+			// Only the validator's own verdicts count: an injected
+			// rejection (Throttled, RejectAll) says nothing about the payload.
+			if res.Problem == nil || res.Problem.Code != defender.CodeInvalidPayload || problemCheck(res.Problem) != id {
+				continue
+			}
+			out.Findings = append(out.Findings, finding(r,
+				fmt.Sprintf("rejected %s at %s: %s", res.Problem.Code, orRoot(res.Problem.Path), res.Problem.Reason),
+				map[string]any{"code": res.Problem.Code, "path": res.Problem.Path, "reason": res.Problem.Reason,
+					"payload_excerpt": excerpt(r.Event.Payload)}))
+		}
+		return out
+	}
+}
+
+func checkLint(c *Capture) Outcome {
+	reports := c.Reports()
+	if len(reports) == 0 {
+		return skip("no report was published")
+	}
+	var out Outcome
+	for i := range reports {
+		r := &reports[i]
+		for _, l := range r.Result().Lint {
+			out.Findings = append(out.Findings, finding(r, fmt.Sprintf("%s at %s: %s", l.Rule, orRoot(l.Path), l.Message),
+				map[string]any{"rule": l.Rule, "path": l.Path}))
+		}
+	}
+	return out
+}
+
+func checkSize(c *Capture) Outcome {
+	var out Outcome
+	seen := 0
+	for _, ev := range c.Events {
+		switch {
+		case ev.Kind == broker.EventPolicy && strings.Contains(strings.ToLower(ev.Reason), "oversize"):
+			out.Findings = append(out.Findings, Finding{At: ev.Mono,
+				Message:  "publish over AWS IoT Core's 128 KB payload limit; the broker disconnected the client as AWS does",
+				Evidence: map[string]any{"reason": ev.Reason, "topic": ev.Topic, "client_id": ev.ClientID}})
+		case ev.Kind == broker.EventReport:
+			seen++
+			if len(ev.Payload) > defender.MaxPayload {
+				out.Findings = append(out.Findings, Finding{At: ev.Mono,
+					Message:  fmt.Sprintf("report of %d bytes exceeds 128 KB", len(ev.Payload)),
+					Evidence: map[string]any{"bytes": len(ev.Payload), "limit": defender.MaxPayload}})
+			}
+		}
+	}
+	if seen == 0 && len(out.Findings) == 0 {
+		return skip("no report was published")
+	}
+	return out
+}
+
+func orRoot(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// excerpt renders at most 160 bytes of a payload for evidence: text as is,
+// binary as hex.
+func excerpt(p []byte) string {
+	const max = 160
+	cut := p
+	if len(cut) > max {
+		cut = cut[:max]
+	}
+	if utf8.Valid(cut) && !strings.ContainsAny(string(cut), "\x00") {
+		s := string(cut)
+		if len(p) > max {
+			s += "…"
+		}
+		return s
+	}
+	s := fmt.Sprintf("%x", cut)
+	if len(p) > max {
+		s += "…"
+	}
+	return "hex:" + s
+}
