@@ -1,0 +1,66 @@
+/* Persistent state in .noinit RAM: committed configuration, faults, the listen list, the boot
+ * counter and the last report ids, guarded by a magic and a CRC-32. It survives a system reset
+ * (QEMU system_reset, NVIC_SystemReset, a real board's reset pin) and is lost on power-cycle. */
+#ifndef DDAGENT_STORE_H
+#define DDAGENT_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum { FMT_JSON = 0, FMT_CBOR = 1 };
+enum { KEYS_LONG = 0, KEYS_SHORT = 1 };
+
+#define LISTEN_MAX 8
+
+typedef struct {
+    char thing_name[65];
+    char mqtt_endpoint[65];
+    char wifi_ssid[33];
+    char wifi_credential[65];
+    uint32_t mqtt_port;
+    uint32_t report_period_ms;
+    uint8_t report_format;
+    uint8_t report_keys;
+} config_t;
+
+/* Faults: each a distinct misbehaviour for the harness to catch (firmware/README.md). */
+enum fault {
+    F_CAMELCASE, F_NO_HEADER, F_BAD_VERSION, F_RID_TICKS, F_RID_REPEAT, F_NS_CUMULATIVE,
+    F_NS_INFLATE, F_PERIOD_SKEW, F_BURST, F_CMET_BARE, F_NO_SUBSCRIBE, F_NO_RECONNECT,
+    F_WRONG_THING, F_OVERSIZE, F_COUNT
+};
+extern const char *const fault_names[F_COUNT];
+
+typedef struct {
+    uint32_t magic;
+    uint32_t layout;
+    uint32_t boot_count;
+    uint32_t faults;
+    config_t conf;              /* committed ("NVM") configuration */
+    uint16_t tcp[LISTEN_MAX];
+    uint16_t udp[LISTEN_MAX];
+    uint8_t n_tcp, n_udp;
+    uint8_t have_rid;
+    uint8_t pad;
+    uint64_t last_rid;          /* id of the previous report (rid-repeat) */
+    uint64_t max_rid;           /* largest epoch id sent: ids stay strictly increasing */
+    uint32_t crc;
+} persist_t;
+
+extern persist_t g_persist;     /* in .noinit */
+extern config_t g_staged;       /* what `conf set` edits; `conf commit` copies it to g_persist */
+extern config_t g_conf;         /* active configuration, read once at boot */
+
+/* Validates the .noinit block (defaults when invalid) and counts this boot. Returns 1 if the
+ * block was valid (state carried over), 0 if it was initialised. */
+int store_boot(void);
+void store_save(void);          /* recompute the CRC after changing g_persist */
+static inline int fault_on(enum fault f) { return (g_persist.faults >> f) & 1u; }
+
+/* Configuration keys for the CLI. */
+#define CONF_KEYS 8
+extern const char *const conf_key_names[CONF_KEYS];
+int conf_key_index(const char *name);                       /* -1 if unknown */
+void conf_format(const config_t *c, int key, char *out, size_t size); /* key="v" or key=n */
+int conf_set(config_t *c, int key, const char *value);       /* 0 ok, -1 invalid */
+
+#endif

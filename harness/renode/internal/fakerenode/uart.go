@@ -1,0 +1,148 @@
+package fakerenode
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// terminal is `emulation CreateServerSocketTerminal <port> "<name>" false`
+// with the behaviour recorded in uart-socket.md: bound to 0.0.0.0, one
+// client at a time (later ones wait in the backlog), nothing sent on
+// connect, output buffered while no client is connected, client bytes
+// queued while the emulation is paused. The "firmware" behind it is the
+// recorded echo_irq.elf: "echo ready\r\n" on boot, then an echo.
+type terminal struct {
+	name string
+	ln   net.Listener
+	e    *emulation
+
+	mu      sync.Mutex
+	conn    net.Conn
+	pending []byte // firmware output not yet delivered
+	rx      []byte // client bytes received while paused
+	running bool
+	booted  bool
+	closed  bool
+}
+
+func listenTerminal(name string, port int, e *emulation) (*terminal, error) {
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+	if err != nil {
+		return nil, err
+	}
+	t := &terminal{name: name, ln: ln, e: e}
+	go t.serve()
+	return t, nil
+}
+
+func (t *terminal) serve() {
+	for {
+		conn, err := t.ln.Accept()
+		if err != nil {
+			return
+		}
+		t.mu.Lock()
+		t.conn = conn
+		if len(t.pending) > 0 {
+			_, _ = conn.Write(t.pending)
+			t.pending = nil
+		}
+		t.mu.Unlock()
+		buf := make([]byte, 1024)
+		for {
+			n, err := conn.Read(buf)
+			if n > 0 {
+				t.receive(buf[:n])
+			}
+			if err != nil {
+				break
+			}
+		}
+		t.mu.Lock()
+		t.conn = nil
+		t.mu.Unlock()
+		conn.Close()
+	}
+}
+
+func (t *terminal) receive(b []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.running {
+		t.rx = append(t.rx, b...)
+		return
+	}
+	t.emitLocked(b)
+}
+
+func (t *terminal) emitLocked(b []byte) {
+	if t.conn != nil {
+		_ = t.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := t.conn.Write(b); err == nil {
+			return
+		}
+	}
+	t.pending = append(t.pending, b...)
+}
+
+// run starts or pauses the firmware behind this UART.
+func (t *terminal) run(on bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.running = on
+	if !on {
+		return
+	}
+	if !t.booted {
+		t.booted = true
+		t.emitLocked([]byte("echo ready\r\n"))
+	}
+	if len(t.rx) > 0 {
+		t.emitLocked(t.rx)
+		t.rx = nil
+	}
+}
+
+// boot restarts the firmware (machine Reset with a reset macro).
+func (t *terminal) boot(running bool) {
+	t.mu.Lock()
+	t.booted = false
+	t.mu.Unlock()
+	if running {
+		t.run(true)
+	}
+}
+
+func (t *terminal) close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	t.closed = true
+	t.ln.Close()
+	if t.conn != nil {
+		t.conn.Close() // the UART client gets EOF when Renode quits
+	}
+}
+
+// logger writes Renode-style log lines: "HH:MM:SS.ffff [LEVEL] message".
+type logger struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *logger) line(level, s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	fmt.Fprintf(l.w, "%s.%04d [%s] %s\n", now.Format("15:04:05"), now.Nanosecond()/100000, level, s)
+}
+
+func (l *logger) info(s string)    { l.line("INFO", s) }
+func (l *logger) warning(s string) { l.line("WARNING", s) }
+func (l *logger) errorf(s string)  { l.line("ERROR", s) }

@@ -1,0 +1,606 @@
+// Package session ties one run together: the broker that plays AWS IoT, a
+// started target, the emulated Wi-Fi module on the target's transport UART
+// (dialling into the broker), the console provisioned from a device profile,
+// and the recordings of all of them on one clock. It is what the end-to-end
+// suites and `ddhil run` drive; the checks read its Capture.
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ddhil/ddhil/broker"
+	"github.com/ddhil/ddhil/broker/defender"
+	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/conformance"
+	"github.com/ddhil/ddhil/harness/console"
+	"github.com/ddhil/ddhil/harness/espat"
+	"github.com/ddhil/ddhil/harness/profile"
+)
+
+// Addresses of the in-memory network between the emulated module and the
+// broker (RFC 5737 TEST-NET-1: never routed, so never confused with a real
+// host).
+const (
+	DefaultEndpoint = "192.0.2.1"   // the broker as the device sees it
+	DeviceIP        = "192.0.2.100" // the module's station address
+)
+
+// Config describes a session. Target and Profile are required.
+type Config struct {
+	// Target is the firmware's runtime, not yet started; the session starts
+	// and closes it.
+	Target harness.Target
+	// Broker is an already started broker to use (the caller closes it);
+	// nil makes the session build one from BrokerConfig and own it.
+	Broker       *broker.Broker
+	BrokerConfig broker.Config
+	// Profile drives the console; Vars fill its placeholders. "thing" is
+	// required; "endpoint" defaults to Endpoint.
+	Profile *profile.Profile
+	Vars    profile.Vars
+	// Endpoint is the host name or IP the module resolves to the in-memory
+	// broker (default DefaultEndpoint); other hosts are dialled over real
+	// TCP. Use an IP: devices report remote_addr as ip:port.
+	Endpoint string
+	// Module tunes the emulated module; SSID, Password, Dial and Epoch are
+	// set by the session (from the vars "ssid" and "password").
+	Module espat.Config
+	// SkipProvision leaves the firmware as it boots.
+	SkipProvision bool
+	// OutDir, when set, receives console.log (raw bytes, written live),
+	// and at Close events.jsonl (broker), link.jsonl (module) and
+	// actions.jsonl.
+	OutDir string
+	// Logf, when set, gets progress lines.
+	Logf func(format string, args ...any)
+}
+
+// Session is one running capture.
+type Session struct {
+	cfg     Config
+	epoch   time.Time
+	broker  *broker.Broker
+	ownsB   bool
+	target  harness.Target
+	con     *console.Console
+	module  *espat.Module
+	prof    *profile.Profile
+	vars    profile.Vars
+	host    string
+	port    int
+	conLog  *os.File
+	cancel  context.CancelFunc
+	modDone chan error
+
+	mu       sync.Mutex
+	actions  []timedAction
+	nextPort int
+	mark     uint64
+	closed   bool
+	closeErr error
+}
+
+type timedAction struct {
+	at time.Time
+	a  conformance.Action
+}
+
+// exiter is a target that can tell it died (qemu.QEMU).
+type exiter interface {
+	Done() <-chan struct{}
+	Err() error
+}
+
+// Start builds the session: broker, target, module, console, then waits for
+// the boot marker and provisions. On error everything started is torn down
+// and the error says whether the lab (harness.ErrLab) or the firmware
+// (harness.ErrFirmwareCrash, or a failed step) is to blame.
+func Start(ctx context.Context, cfg Config) (s *Session, err error) {
+	if cfg.Target == nil || cfg.Profile == nil {
+		return nil, errors.New("session: Target and Profile are required")
+	}
+	s = &Session{cfg: cfg, target: cfg.Target, prof: cfg.Profile, nextPort: 50152, modDone: make(chan error, 1)}
+	s.host = cfg.Endpoint
+	if s.host == "" {
+		s.host = DefaultEndpoint
+	}
+	vars := profile.Vars{"endpoint": s.host}
+	for k, v := range cfg.Vars {
+		vars[k] = v
+	}
+	s.vars = cfg.Profile.Resolve(vars)
+	if s.vars["thing"] == "" {
+		return nil, errors.New(`session: Vars["thing"] is required`)
+	}
+	s.port = 1883
+	if p := s.vars["port"]; p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("session: port %q is not a TCP port", p)
+		}
+		s.port = n
+	}
+	var runCtx context.Context
+	runCtx, s.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+			s = nil
+		}
+	}()
+
+	if cfg.OutDir != "" {
+		if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+			return s, harness.LabError(fmt.Errorf("session: out dir: %w", err))
+		}
+		if s.conLog, err = os.Create(filepath.Join(cfg.OutDir, "console.log")); err != nil {
+			return s, harness.LabError(fmt.Errorf("session: %w", err))
+		}
+	}
+
+	s.epoch = time.Now()
+	if cfg.Broker != nil {
+		s.broker = cfg.Broker
+	} else {
+		b, err := broker.New(cfg.BrokerConfig)
+		if err != nil {
+			return s, fmt.Errorf("session: %w", err)
+		}
+		s.broker, s.ownsB = b, true
+		if err := b.Start(runCtx); err != nil {
+			return s, harness.LabError(fmt.Errorf("session: %w", err))
+		}
+	}
+
+	s.logf("starting %s target", cfg.Target.Info().Kind)
+	if err := s.target.Start(ctx); err != nil {
+		return s, fmt.Errorf("session: start target: %w", err)
+	}
+	ccfg := cfg.Profile.ConsoleConfig()
+	ccfg.Epoch = s.epoch
+	if s.conLog != nil {
+		ccfg.RawLog = s.conLog
+	}
+	s.con = console.New(s.target.Console(), s.target.Console(), ccfg)
+
+	if tr := s.target.Transport(); tr != nil {
+		mc := cfg.Module
+		mc.SSID, mc.Password = s.vars["ssid"], s.vars["password"]
+		mc.Dial = s.dial
+		mc.Epoch = s.epoch
+		s.module = espat.New(mc)
+		go func() { s.modDone <- s.module.Serve(runCtx, tr) }()
+	}
+
+	line, err := s.waitBoot(ctx)
+	if err != nil {
+		return s, err
+	}
+	s.logf("booted: %s", line.Text)
+	if !cfg.SkipProvision {
+		if err := s.provision(ctx, s.vars); err != nil {
+			return s, err
+		}
+	}
+	s.Mark()
+	return s, nil
+}
+
+func (s *Session) logf(format string, args ...any) {
+	if s.cfg.Logf != nil {
+		s.cfg.Logf(format, args...)
+	}
+}
+
+// dial is the module's network: the endpoint goes to the broker in memory
+// (net.Pipe, served as listener "mem" under the device's address), any
+// other host over real TCP.
+func (s *Session) dial(ctx context.Context, host string, port int) (net.Conn, error) {
+	if host != s.host {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) {
+			return nil, fmt.Errorf("%w: %v", espat.ErrNoSuchHost, err)
+		}
+		return c, err
+	}
+	if port != s.port {
+		return nil, fmt.Errorf("session: connection refused: the broker listens on %s:%d, not %d", s.host, s.port, port)
+	}
+	s.mu.Lock()
+	lp := s.nextPort
+	s.nextPort++
+	if s.nextPort > 65535 {
+		s.nextPort = 49152
+	}
+	s.mu.Unlock()
+	local := &net.TCPAddr{IP: net.ParseIP(DeviceIP), Port: lp}
+	var remote net.Addr = pipeAddr(net.JoinHostPort(s.host, strconv.Itoa(port)))
+	if ip := net.ParseIP(s.host); ip != nil {
+		remote = &net.TCPAddr{IP: ip, Port: port}
+	}
+	client, server := net.Pipe()
+	if err := s.broker.ServeConn(server, local.String()); err != nil {
+		client.Close()
+		return nil, err
+	}
+	return &addrConn{Conn: client, local: local, remote: remote}, nil
+}
+
+type addrConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (c *addrConn) LocalAddr() net.Addr  { return c.local }
+func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
+
+type pipeAddr string
+
+func (a pipeAddr) Network() string { return "mem" }
+func (a pipeAddr) String() string  { return string(a) }
+
+// targetErr returns the target's death as the error when it died, else err.
+func (s *Session) targetErr(err error) error {
+	if x, ok := s.target.(exiter); ok {
+		select {
+		case <-x.Done():
+			if xe := x.Err(); xe != nil {
+				return fmt.Errorf("session: target ended: %w (while: %v)", xe, err)
+			}
+		default:
+		}
+	}
+	return err
+}
+
+// withTarget returns a context that also ends when the target dies.
+func (s *Session) withTarget(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	if x, ok := s.target.(exiter); ok {
+		go func() {
+			select {
+			case <-x.Done():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return ctx, cancel
+}
+
+func (s *Session) waitBoot(ctx context.Context) (console.Line, error) {
+	wctx, cancel := s.withTarget(ctx)
+	defer cancel()
+	l, err := s.prof.WaitBoot(wctx, s.con)
+	if err != nil {
+		return l, s.targetErr(fmt.Errorf("session: %w", err))
+	}
+	return l, nil
+}
+
+func (s *Session) provision(ctx context.Context, vars profile.Vars) error {
+	wctx, cancel := s.withTarget(ctx)
+	defer cancel()
+	if err := s.prof.Configure(wctx, s.con, vars); err != nil {
+		return s.targetErr(fmt.Errorf("session: %w", err))
+	}
+	if s.prof.ResetStep != nil {
+		// The profile's reset applies the configuration: it is a reboot.
+		s.action(conformance.ActionReset, "console reset after provisioning")
+		if err := s.prof.ConsoleReset(wctx, s.con, vars); err != nil {
+			return s.targetErr(fmt.Errorf("session: %w", err))
+		}
+	}
+	s.logf("provisioned %s (format=%s keys=%s period_ms=%s)", vars["thing"], vars["format"], vars["keys"], vars["period_ms"])
+	return nil
+}
+
+// Provision re-provisions with vars merged over the session's current ones
+// (e.g. another format), including the profile's reset.
+func (s *Session) Provision(ctx context.Context, vars profile.Vars) error {
+	s.mu.Lock()
+	merged := profile.Vars{}
+	for k, v := range s.vars {
+		merged[k] = v
+	}
+	for k, v := range vars {
+		merged[k] = v
+	}
+	s.mu.Unlock()
+	if err := s.provision(ctx, merged); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.vars = merged
+	s.mu.Unlock()
+	return nil
+}
+
+// Reset is a hardware reset through the target; it returns once the boot
+// marker and the prompt have been seen.
+func (s *Session) Reset(ctx context.Context) error {
+	s.con.Skip(s.con.Mark())
+	s.action(conformance.ActionReset, "target reset")
+	if err := s.target.Reset(ctx); err != nil {
+		return fmt.Errorf("session: reset: %w", err)
+	}
+	_, err := s.waitBoot(ctx)
+	return err
+}
+
+// SetFault switches a firmware fault with the profile's fault command.
+func (s *Session) SetFault(ctx context.Context, name string, on bool) error {
+	wctx, cancel := s.withTarget(ctx)
+	defer cancel()
+	if err := s.prof.SetFault(wctx, s.con, name, on); err != nil {
+		return s.targetErr(fmt.Errorf("session: %w", err))
+	}
+	state := "off"
+	if on {
+		state = "on"
+	}
+	s.action(conformance.ActionFault, name+" "+state)
+	return nil
+}
+
+// Action records something the harness did, for the checks.
+func (s *Session) Action(kind, detail string) { s.action(kind, detail) }
+
+func (s *Session) action(kind, detail string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.actions = append(s.actions, timedAction{at: time.Now(), a: conformance.Action{Kind: kind, Detail: detail}})
+}
+
+// Mark remembers the broker log's current end; WaitReports counts from it.
+func (s *Session) Mark() uint64 {
+	seq := s.broker.Recorder().Last()
+	s.mu.Lock()
+	s.mark = seq
+	s.mu.Unlock()
+	return seq
+}
+
+// WaitReports waits until n Defender reports of the session's thing have
+// reached the broker since the last Mark (Start sets one after
+// provisioning) and returns them. It fails early, with the target's error,
+// when the target dies.
+func (s *Session) WaitReports(ctx context.Context, n int) ([]broker.Event, error) {
+	s.mu.Lock()
+	after, thing := s.mark, s.vars["thing"]
+	s.mu.Unlock()
+	return s.WaitReportsAfter(ctx, after, n, thing)
+}
+
+// WaitReportsAfter waits for n reports of thing ("" = any) with Seq > after.
+func (s *Session) WaitReportsAfter(ctx context.Context, after uint64, n int, thing string) ([]broker.Event, error) {
+	wctx, cancel := s.withTarget(ctx)
+	defer cancel()
+	var got []broker.Event
+	_, err := s.broker.Recorder().WaitForAfter(wctx, after, func(ev broker.Event) bool {
+		if ev.Kind == broker.EventReport && (thing == "" || ev.Thing == thing) {
+			got = append(got, ev)
+		}
+		return len(got) >= n
+	})
+	if err != nil {
+		return got, s.targetErr(fmt.Errorf("session: %d of %d reports; console tail:\n%s: %w", len(got), n, s.con.Tail(10), err))
+	}
+	return got, nil
+}
+
+// Console is the firmware's console.
+func (s *Session) Console() *console.Console { return s.con }
+
+// Module is the emulated Wi-Fi module (nil on targets without a transport).
+func (s *Session) Module() *espat.Module { return s.module }
+
+// Broker is the broker the device talks to.
+func (s *Session) Broker() *broker.Broker { return s.broker }
+
+// Target is the running target.
+func (s *Session) Target() harness.Target { return s.target }
+
+// Vars are the variables currently provisioned.
+func (s *Session) Vars() profile.Vars {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := profile.Vars{}
+	for k, v := range s.vars {
+		out[k] = v
+	}
+	return out
+}
+
+// brokerShift converts session-epoch offsets to the broker's monotonic
+// clock. Broker events keep time.Now's monotonic reading in memory, so
+// Time - Mono is the recorder's exact start.
+func (s *Session) brokerShift(events []broker.Event) time.Duration {
+	for _, ev := range events {
+		if !ev.Time.IsZero() {
+			start := ev.Time.Add(-ev.Mono)
+			return s.epoch.Sub(start)
+		}
+	}
+	return 0
+}
+
+// Capture assembles what the checks judge, on the broker's clock.
+func (s *Session) Capture() (*conformance.Capture, error) {
+	events := s.broker.Events()
+	shift := s.brokerShift(events)
+	s.mu.Lock()
+	vars := profile.Vars{}
+	for k, v := range s.vars {
+		vars[k] = v
+	}
+	actions := append([]timedAction(nil), s.actions...)
+	s.mu.Unlock()
+
+	exp, err := s.prof.Expectations(vars)
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	format, _ := s.prof.Value(s.prof.Expect.Format, vars)
+	c := &conformance.Capture{Thing: vars["thing"], Format: defender.Format(format), Expect: exp, Events: events,
+		End: time.Since(s.epoch) + shift}
+	if s.module != nil {
+		c.Link = LinkEvents(s.module.Events(), shift)
+	}
+	for _, a := range actions {
+		act := a.a
+		act.At = a.at.Sub(s.epoch) + shift
+		c.Actions = append(c.Actions, act)
+	}
+	return c, nil
+}
+
+// LinkEvents converts module events to the checks' link events, shifted
+// onto another clock and sorted by time.
+func LinkEvents(evs []espat.Event, shift time.Duration) []conformance.LinkEvent {
+	var out []conformance.LinkEvent
+	for _, e := range evs {
+		le := conformance.LinkEvent{At: e.Mono + shift, Link: e.Link, Bytes: e.Bytes, LocalPort: e.LocalPort}
+		if e.Host != "" {
+			le.Remote = net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+		}
+		switch e.Kind {
+		case espat.EventLinkOpen:
+			le.Kind = conformance.LinkOpen
+		case espat.EventLinkClose:
+			le.Kind = conformance.LinkClose
+		case espat.EventSend:
+			if !e.OK {
+				continue // SEND FAIL: neither side counts it
+			}
+			le.Kind = conformance.LinkSend
+		case espat.EventRecv:
+			le.Kind = conformance.LinkRecv
+		default:
+			continue
+		}
+		out = append(out, le)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At < out[j].At })
+	return out
+}
+
+// Close stops the module, closes the target (reaping its processes), closes
+// an owned broker and writes the recordings to OutDir. It returns the first
+// error, the target's death included (a crash is not hidden by Close).
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return s.closeErr
+	}
+	s.closed = true
+	s.mu.Unlock()
+
+	var errs []error
+	if x, ok := s.target.(exiter); ok {
+		select {
+		case <-x.Done():
+			if xe := x.Err(); xe != nil {
+				errs = append(errs, xe)
+			}
+		default:
+		}
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if err := s.target.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("session: close target: %w", err))
+	}
+	if s.module != nil {
+		select {
+		case <-s.modDone:
+		case <-time.After(5 * time.Second):
+			errs = append(errs, errors.New("session: module did not stop"))
+		}
+	}
+	if s.con != nil {
+		select {
+		case <-s.con.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
+	if s.broker != nil && s.ownsB {
+		if err := s.broker.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("session: close broker: %w", err))
+		}
+	}
+	if s.conLog != nil {
+		if err := s.conLog.Close(); err != nil {
+			errs = append(errs, harness.LabError(fmt.Errorf("session: console.log: %w", err)))
+		}
+	}
+	if s.cfg.OutDir != "" && s.broker != nil {
+		if err := s.writeOut(); err != nil {
+			errs = append(errs, harness.LabError(err))
+		}
+	}
+	s.mu.Lock()
+	s.closeErr = errors.Join(errs...)
+	s.mu.Unlock()
+	return s.closeErr
+}
+
+func (s *Session) writeOut() error {
+	events := s.broker.Events()
+	write := func(name string, f func(*os.File) error) error {
+		fh, err := os.Create(filepath.Join(s.cfg.OutDir, name))
+		if err != nil {
+			return fmt.Errorf("session: %w", err)
+		}
+		werr := f(fh)
+		if cerr := fh.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fmt.Errorf("session: write %s: %w", name, werr)
+		}
+		return nil
+	}
+	jsonl := func(items []any) func(*os.File) error {
+		return func(fh *os.File) error {
+			enc := json.NewEncoder(fh)
+			for _, it := range items {
+				if err := enc.Encode(it); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	var errs []error
+	errs = append(errs, write("events.jsonl", func(fh *os.File) error { return broker.WriteJSONL(fh, events) }))
+	if s.module != nil {
+		var items []any
+		for _, e := range s.module.Events() {
+			items = append(items, e)
+		}
+		errs = append(errs, write("link.jsonl", jsonl(items)))
+	}
+	if c, err := s.Capture(); err == nil {
+		var items []any
+		for _, a := range c.Actions {
+			items = append(items, a)
+		}
+		errs = append(errs, write("actions.jsonl", jsonl(items)))
+	}
+	return errors.Join(errs...)
+}
