@@ -325,3 +325,25 @@ func TestInlineClientIDRefused(t *testing.T) {
 	resp, _ := d.report(t, defender.JSON, reportJSON(1))
 	assert.Equal(t, defender.StatusAccepted, resp.Status)
 }
+
+// TestTopicAliasRefusal: an MQTT 5 publish that names its topic only by
+// alias is judged on the resolved topic.
+func TestTopicAliasRefusal(t *testing.T) {
+	b := startBroker(t, Config{})
+	rc := dialRaw(t, b.Addr("tcp"), 5)
+	rc.connect("dev", true)
+	alias := packets.Properties{TopicAlias: 1, TopicAliasFlag: true}
+	rc.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 1,
+		TopicName: "$aws/things/dev/shadow/update", Properties: alias, Payload: []byte("{}")})
+	rc.expect(packets.Puback)
+	rc.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true}, PacketID: 2,
+		Properties: alias, Payload: []byte("{}")})
+	seen := rc.expectClosed()
+	require.Len(t, seen, 1)
+	assert.Equal(t, packets.Disconnect, seen[0].FixedHeader.Type)
+	pol := waitEvent(t, b, "policy", kindIs(EventPolicy, "dev"))
+	assert.Equal(t, RefusedRetainAWS, pol.Reason)
+	assert.Equal(t, "$aws/things/dev/shadow/update", pol.Topic)
+	pubs := countEvents(b, kindIs(EventPublish, "dev"))
+	assert.Equal(t, 1, pubs, "only the first, allowed publish is logged")
+}

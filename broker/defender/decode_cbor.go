@@ -39,9 +39,11 @@ func decodeCBOR(b []byte) (root node, soft, hard *Problem) {
 	err := cborDecMode.Wellformed(b)
 	var extra *cbor.ExtraneousDataError
 	trailing := errors.As(err, &extra)
-	libFail := malformed(CategoryDecode, "", "invalid CBOR: "+strings.TrimPrefix(fmt.Sprint(err), "cbor: "))
+	libFail := func() *Problem {
+		return malformed(CategoryDecode, "", "invalid CBOR: "+strings.TrimPrefix(err.Error(), "cbor: "))
+	}
 	if err != nil && !trailing && !limitError(err) {
-		return node{}, nil, libFail
+		return node{}, nil, libFail()
 	}
 	w := cborWalker{b: b}
 	if perr := w.item(&root); perr != nil {
@@ -50,7 +52,7 @@ func decodeCBOR(b []byte) (root node, soft, hard *Problem) {
 	if err != nil && !trailing {
 		// A limit the walk's own bounds did not catch (they match the
 		// library's, so this is a safety net): keep the library's verdict.
-		return node{}, nil, libFail
+		return node{}, nil, libFail()
 	}
 	if trailing || w.i != len(b) {
 		w.softFail("", fmt.Sprintf("trailing data after the report at byte %d", w.i))
@@ -127,6 +129,9 @@ func (w *cborWalker) item(out *node) *Problem {
 	major, arg, indef, err := w.head()
 	if err != nil {
 		return err
+	}
+	if indef && (major <= 1 || major == 6) {
+		return w.fail("indefinite length on major type %d", major)
 	}
 	switch major {
 	case 0:

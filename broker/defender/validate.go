@@ -42,8 +42,8 @@ func Validate(f Format, payload []byte, opts Options) Result {
 	res.HeaderParsed, res.ReportID = v.headerParsed, v.reportID
 	res.Problem = firstProblem(sizeProblem, soft, v.problem)
 	res.Lint = append(res.Lint, v.lint...)
-	if f := v.mixedFinding(); f != nil {
-		res.Lint = append(res.Lint, *f)
+	if mixed := v.mixedFinding(); mixed != nil {
+		res.Lint = append(res.Lint, *mixed)
 	}
 	return res
 }
@@ -277,14 +277,14 @@ func (v *validator) tcpConnections(n *node) *TCPConnections {
 		}
 		ec := &EstablishedConnections{}
 		v.at(s[0], func(n *node) {
+			if n.kind == nArray {
+				ec.Connections = make([]Connection, 0, len(n.arr))
+			}
 			v.list(n, func(item *node) {
 				if c, ok := v.connection(item); ok {
 					ec.Connections = append(ec.Connections, c)
 				}
 			})
-			if ec.Connections == nil && n.kind == nArray {
-				ec.Connections = []Connection{}
-			}
 		})
 		v.at(s[1], func(n *node) { ec.Total = v.uintPtr(n) })
 		v.totalBelowList(s[1], ec.Total, s[0])
@@ -330,6 +330,9 @@ func (v *validator) ports(n *node) *Ports {
 	}
 	ps := &Ports{}
 	v.at(s[0], func(list *node) {
+		if list.kind == nArray {
+			ps.Ports = make([]Port, 0, len(list.arr))
+		}
 		v.list(list, func(n *node) {
 			var s [2]slot
 			if !v.fields(n, portKeys, s[:]) {
@@ -347,9 +350,6 @@ func (v *validator) ports(n *node) *Ports {
 				ps.Ports = append(ps.Ports, p)
 			}
 		})
-		if ps.Ports == nil && list.kind == nArray {
-			ps.Ports = []Port{}
-		}
 	})
 	v.at(s[1], func(n *node) { ps.Total = v.uintPtr(n) })
 	v.totalBelowList(s[1], ps.Total, s[0])

@@ -358,3 +358,97 @@ func TestEncodeReportErrors(t *testing.T) {
 	_, err = defender.EncodeReport("xml", &defender.Report{}, false)
 	assert.ErrorContains(t, err, "unknown format")
 }
+
+func TestValidateRemoteAddr(t *testing.T) {
+	for _, tc := range []struct {
+		addr   string
+		reason string // "" when accepted
+	}{
+		{"34.212.105.174:8883", ""},
+		{"[2001:db8::1]:443", ""},
+		{"2001:db8::1:443", ""}, // bare IPv6: split on the last ':'
+		{"::1:1", ""},
+		{"[::ffff:10.0.0.1]:80", ""},
+		{"fe80::1%eth0:80", ""}, // zones parse leniently
+		{"10.0.0.1:65535", ""},
+		{"10.0.0.1:080", ""},
+		{"10.0.0.1", "is not ip:port"},
+		{"10.0.0.1:", "1 to 5 digits"},
+		{"10.0.0.1:65536", "out of range"},
+		{"10.0.0.1:123456", "1 to 5 digits"},
+		{":8883", `"" is not an IP address`},
+		{"[2001:db8::1:443", "unbalanced"},
+		{"[10.0.0.1]:80", "IPv6 address only"},
+		{"10.0.0.256:80", "is not an IP address"},
+		{"localhost:80", "is not an IP address"},
+		{" 10.0.0.1:80", "is not an IP address"},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			body := fmt.Sprintf(`"metrics":{"tcp_connections":{"established_connections":{"connections":[{"remote_addr":%q}]}}}`, tc.addr)
+			res := defender.Validate(defender.JSON, []byte(report(body)), defender.Options{})
+			if tc.reason == "" {
+				assert.Nil(t, res.Problem)
+				return
+			}
+			require.NotNil(t, res.Problem)
+			assert.Contains(t, res.Problem.Reason, tc.reason)
+			assert.Equal(t, defender.CategoryRange, res.Problem.Category)
+		})
+	}
+}
+
+// CBOR items a report cannot hold, each refused where it stands.
+func TestValidateCBORItems(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		value  any // the value of met/ns/bi, or a custom number when custom is set
+		custom bool
+		ok     bool
+		reason string
+	}{
+		{"uint", 5, false, true, ""},
+		{"null", nil, false, false, "must be an integer, got null"},
+		{"undefined", raw{0xf7}, false, false, "got undefined"},
+		{"simple value", raw{0xf0}, false, false, "got simple value 16"},
+		{"true", true, false, false, "got true"},
+		{"indefinite byte string", raw{0x5f, 0x41, 0x01, 0xff}, false, false, "got byte string"},
+		{"float32 custom number", raw{0xfa, 0x3f, 0xc0, 0x00, 0x00}, true, true, ""},
+		{"NaN custom number", raw{0xf9, 0x7e, 0x00}, true, false, "not a finite"},
+		{"infinite custom number", raw{0xf9, 0x7c, 0x00}, true, false, "not a finite"},
+		{"negative custom number", -7, true, true, ""},
+		{"tag on a value", raw{0xc1, 0x01}, false, false, "CBOR tag 1 is not allowed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := omap{{"hed", shortHeader(1)}, {"met", omap{{"ns", omap{{"bi", tc.value}}}}}}
+			if tc.custom {
+				doc = omap{{"hed", shortHeader(1)}, {"cmet", omap{{"m", []any{omap{{"number", tc.value}}}}}}}
+			}
+			res := defender.Validate(defender.CBOR, mustCBOR(doc), defender.Options{})
+			if tc.ok {
+				assert.Nil(t, res.Problem)
+				return
+			}
+			require.NotNil(t, res.Problem)
+			assert.Contains(t, res.Problem.Reason, tc.reason)
+			assert.True(t, res.HeaderParsed, "the header is read whatever fails later")
+		})
+	}
+}
+
+func TestValidateKeyStyle(t *testing.T) {
+	for file, style := range map[string]string{
+		"ref-embedded-c-long.json":    "long",
+		"ref-embedded-c-short.json":   "short",
+		"python-agent-short.json":     "mixed",
+		"stm32-short-indefinite.cbor": "short",
+		"reference-long.cbor":         "long",
+	} {
+		f := defender.JSON
+		if strings.HasSuffix(file, ".cbor") {
+			f = defender.CBOR
+		}
+		res := defender.Validate(f, readFixture(t, file), defender.Options{})
+		require.Nil(t, res.Problem, file)
+		assert.Equal(t, style, res.Report.KeyStyle, file)
+	}
+}

@@ -167,6 +167,11 @@ func (c *Capture) Reports() []ReportView {
 			out = append(out, ReportView{Event: ev, Kind: kind, Thing: thing})
 			open[ev.ConnID] = len(out) - 1
 		case broker.EventResponse:
+			// A response the broker dropped on purpose never reached the
+			// device; the report stays unanswered.
+			if ev.Fault == broker.FaultDrop || ev.Fault == broker.FaultUndelivered {
+				continue
+			}
 			if idx, ok := open[ev.ConnID]; ok && out[idx].Response == nil {
 				e := ev
 				out[idx].Response = &e

@@ -111,7 +111,7 @@ func checkBackoff(c *Capture) Outcome {
 // to r (fault injection), as opposed to the run ending first.
 func (c *Capture) responseDropped(r *ReportView) bool {
 	for _, ev := range c.Events {
-		if ev.Kind == broker.EventResponse && ev.ConnID == r.Event.ConnID && ev.Seq > r.Event.Seq && ev.Fault == "drop" {
+		if ev.Kind == broker.EventResponse && ev.ConnID == r.Event.ConnID && ev.Seq > r.Event.Seq && ev.Fault == broker.FaultDrop {
 			return true
 		}
 	}

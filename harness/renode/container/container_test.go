@@ -82,7 +82,7 @@ func qemuImage(t *testing.T) string {
 	require.NoError(t, err)
 	tag := fmt.Sprintf("ddhil-test/qemu-arm:%d", os.Getpid())
 	start := time.Now()
-	require.NoError(t, dockertest.BuildImage(ctx, tag, files))
+	require.NoError(t, dockertest.BuildImage(ctx, tag, dockertest.SamePaths(files)))
 	t.Logf("built %s from %d host files in %v", tag, len(files), time.Since(start).Round(time.Millisecond))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -41,9 +41,18 @@ func Closure(ctx context.Context, bin string) ([]string, error) {
 	return files, nil
 }
 
-// BuildImage builds tag FROM scratch with the given files at the same paths
-// (symlinks followed), plus an empty /tmp.
-func BuildImage(ctx context.Context, tag string, files []string) error {
+// SamePaths maps each host file to the same path in the image.
+func SamePaths(files []string) map[string]string {
+	m := map[string]string{}
+	for _, f := range files {
+		m[f] = f
+	}
+	return m
+}
+
+// BuildImage builds tag FROM scratch holding files (path in the image ->
+// host path, symlinks followed) and an empty /tmp.
+func BuildImage(ctx context.Context, tag string, files map[string]string) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dockerfile := "FROM scratch\nCOPY rootfs/ /\n"
@@ -56,7 +65,7 @@ func BuildImage(ctx context.Context, tag string, files []string) error {
 	if err := tw.WriteHeader(&tar.Header{Name: "rootfs/tmp/", Mode: 0o1777, Typeflag: tar.TypeDir}); err != nil {
 		return err
 	}
-	for _, f := range files {
+	for dst, f := range files {
 		data, err := os.ReadFile(f) // follows symlinks
 		if err != nil {
 			return fmt.Errorf("dockertest: %w", err)
@@ -65,7 +74,7 @@ func BuildImage(ctx context.Context, tag string, files []string) error {
 		if err != nil {
 			return fmt.Errorf("dockertest: %w", err)
 		}
-		hdr := &tar.Header{Name: filepath.Join("rootfs", f), Mode: int64(st.Mode().Perm()), Size: int64(len(data))}
+		hdr := &tar.Header{Name: filepath.Join("rootfs", dst), Mode: int64(st.Mode().Perm()), Size: int64(len(data))}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
