@@ -1,6 +1,7 @@
 package defender
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -155,6 +156,16 @@ func (p pathStack) child(seg string) string { return pointerOf(append(p[:len(p):
 // answers all of them with the same code and message.
 func malformed(category, path, reason string) *Problem {
 	return &Problem{Code: CodeInvalidPayload, Message: MsgMalformed, Path: path, Reason: reason, Category: category}
+}
+
+// trailingReason describes bytes after the report, naming the common C bug
+// of publishing the string's NUL terminator (strlen+1).
+func trailingReason(b []byte, at int) string {
+	reason := fmt.Sprintf("trailing data after the report at byte %d", at)
+	if len(b)-at == 1 && b[at] == 0 {
+		reason += " (a NUL byte: was the C string terminator published?)"
+	}
+	return reason
 }
 
 // decodeTree decodes payload in format f. hard is set when no tree could be

@@ -55,7 +55,7 @@ func decodeCBOR(b []byte) (root node, soft, hard *Problem) {
 		return node{}, nil, libFail()
 	}
 	if trailing || w.i != len(b) {
-		w.softFail("", fmt.Sprintf("trailing data after the report at byte %d", w.i))
+		w.softFail("", trailingReason(b, w.i))
 	}
 	return root, w.soft, nil
 }

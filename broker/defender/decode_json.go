@@ -20,7 +20,7 @@ func decodeJSON(b []byte) (root node, soft, hard *Problem) {
 	}
 	p.skipSpace()
 	if p.i < len(p.b) {
-		p.softFail("", fmt.Sprintf("trailing data after the report at byte %d", p.i))
+		p.softFail("", trailingReason(p.b, p.i))
 	}
 	return root, p.soft, nil
 }

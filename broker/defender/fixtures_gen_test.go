@@ -175,7 +175,8 @@ func generatedFixtures() map[string][]byte {
 		"invalid-utf8.json": []byte("{\"header\":{\"report_id\":45,\"version\":\"1.0\"},\"metrics\":{\"listening_tcp_ports\":{\"ports\":[{\"port\":22,\"interface\":\"eth\xff0\"}],\"total\":1}}}\n"),
 		"deep-nesting.json": []byte(`{"header":{"report_id":46,"version":"1.0"},"custom_metrics":{"m":` +
 			strings.Repeat("[", 40) + "1" + strings.Repeat("]", 40) + "}}\n"),
-		"oversize.json": oversizeReport(),
+		"oversize.json":     oversizeReport(),
+		"trailing-nul.json": []byte(`{"hed":{"rid":47,"v":"1.0"},"met":{}}` + "\x00"),
 	}
 	return files
 }

@@ -329,3 +329,31 @@ func TestLoadELFOpenOCDHandsFlashToOpenOCD(t *testing.T) {
 	assert.Equal(t, uint64(0x08000000), res.VectorTable)
 	assert.Equal(t, []string{"reset halt", "flash write_image erase " + img.ELF, "verify_image " + img.ELF, "reset halt"}, cmds)
 }
+
+func TestDialOverTCP(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		p := &peer{t: t, conn: conn, br: bufio.NewReader(conn)}
+		p.read(false)
+		p.send("PacketSize=1000")
+		_, _ = p.br.ReadByte() // wait for the client to hang up
+	}()
+	c, err := Dial(ctx5(t), l.Addr().String(), Options{})
+	require.NoError(t, err)
+	assert.Equal(t, 0x1000, c.PacketSize())
+	require.NoError(t, c.Close())
+
+	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l2.Addr().String()
+	l2.Close() // nothing listens there now
+	_, err = Dial(ctx5(t), addr, Options{})
+	assert.ErrorIs(t, err, harness.ErrLab)
+}

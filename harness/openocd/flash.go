@@ -114,7 +114,11 @@ func Reset(ctx context.Context, c ResetConfig) error {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	what := fmt.Sprintf("reset %s on probe %q", c.Mode, c.ProbeSerial)
+	mode := c.Mode
+	if mode == "" {
+		mode = ResetRun
+	}
+	what := fmt.Sprintf("reset %s on probe %q", mode, c.ProbeSerial)
 	return runOnce(ctx, binary(c.Binary), args, timeout, c.Log, what)
 }
 

@@ -263,7 +263,7 @@ func (p *process) stop(grace time.Duration) error {
 // startContainer runs Renode in the image with the firmware and scripts
 // copied in at their host paths, so every path in them stays valid.
 func (t *Target) startContainer(ctx context.Context) error {
-	if err := container.Available(ctx); err != nil {
+	if err := dockerAvailable(ctx); err != nil {
 		return fmt.Errorf("renode: no renode binary in PATH and %w%s", err, installHint)
 	}
 	if err := t.writeScript(containerConsolePort, containerTransportPort); err != nil {

@@ -167,6 +167,10 @@ func New(cfg Config) (*Target, error) {
 	return t, nil
 }
 
+// dockerAvailable is container.Available; a variable so a test can play a
+// machine without Docker (testcontainers always finds this host's engine).
+var dockerAvailable = container.Available
+
 // installHint is appended to errors when Renode cannot be run at all.
 const installHint = "; install Renode (https://renode.io: renode_1.16.1_amd64.deb or the portable build) and pass its path " +
 	"(-ddhil.renode=PATH, DDHIL_RENODE), or start a Docker engine that can pull " + DefaultImage +
@@ -185,8 +189,8 @@ func Probe(ctx context.Context, cfg Config) (string, error) {
 	if t.mode == "local" {
 		return "local renode " + t.binary, nil
 	}
-	if err := container.Available(ctx); err != nil {
-		return "", harness.LabError(fmt.Errorf("renode: no renode binary and %v%s", err, installHint))
+	if err := dockerAvailable(ctx); err != nil {
+		return "", harness.LabError(fmt.Errorf("renode: no renode binary and %w%s", err, installHint))
 	}
 	return "container " + t.image, nil
 }

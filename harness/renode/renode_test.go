@@ -259,25 +259,31 @@ func TestParseVersion(t *testing.T) {
 	assert.Equal(t, "garbage", parseVersion(" garbage "))
 }
 
-// Probe with neither renode in PATH nor a Docker engine explains how to
-// get one. testcontainers caches the Docker host per process, so this runs
-// in a child process with its own environment.
-func TestProbeWithoutRenodeOrDocker(t *testing.T) {
-	if os.Getenv("DDHIL_PROBE_CHILD") == "1" {
-		_, err := Probe(context.Background(), Config{})
-		fmt.Printf("PROBE-ERROR: %v | lab=%v\n", err, errors.Is(err, harness.ErrLab))
-		return
+// With neither renode in PATH nor a Docker engine, Probe and Start explain
+// how to get one.
+func TestNoRenodeNoDocker(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	saved := dockerAvailable
+	dockerAvailable = func(context.Context) error {
+		return harness.LabError(fmt.Errorf("%w: simulated", container.ErrNoDocker))
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestProbeWithoutRenodeOrDocker$", "-test.v")
-	cmd.Env = append(os.Environ(), "DDHIL_PROBE_CHILD=1", "PATH="+t.TempDir(),
-		"DOCKER_HOST=unix:///nonexistent/docker.sock", "HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	s := string(out)
-	assert.Contains(t, s, "PROBE-ERROR: renode: no renode binary and container: no Docker engine")
-	assert.Contains(t, s, "install Renode (https://renode.io")
-	assert.Contains(t, s, "-ddhil.renode=PATH")
-	assert.Contains(t, s, "lab=true")
+	t.Cleanup(func() { dockerAvailable = saved })
+
+	_, err := Probe(context.Background(), Config{})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, harness.ErrLab)
+	assert.ErrorIs(t, err, container.ErrNoDocker)
+	assert.Contains(t, err.Error(), "install Renode (https://renode.io")
+	assert.Contains(t, err.Error(), "-ddhil.renode=PATH")
+
+	tgt, err := New(Config{Firmware: elf(t)})
+	require.NoError(t, err)
+	assert.Equal(t, "container", tgt.mode, "no renode in PATH: the image is the fallback")
+	err = tgt.Start(context.Background())
+	require.Error(t, err)
+	assert.ErrorIs(t, err, harness.ErrLab)
+	assert.Contains(t, err.Error(), "-ddhil.renode-image=IMAGE")
+	require.NoError(t, tgt.Close())
 }
 
 func TestProbeLocal(t *testing.T) {

@@ -83,7 +83,10 @@ func signature(sig, device string) result {
 		"\r\nThe following methods are available:\r\n\r - %s\r\n\r\r\n\rUsage:\r\n\r %s MethodName param1 param2 ...\r\n\r\r\n\r", sig, device)}
 }
 
-var quotedRE = regexp.MustCompile(`^"([^"]*)"$`)
+var (
+	quotedRE = regexp.MustCompile(`^"([^"]*)"$`)
+	macroRE  = regexp.MustCompile(`(?m)^(\s*macro\s+\S+)\s*\n\s*"""`)
+)
 
 // execute runs one monitor line (a """ block may span lines).
 func (e *emulation) execute(line string) result {
@@ -177,6 +180,8 @@ func (e *emulation) include(path string) result {
 	if err != nil {
 		return execErr("File does not exist: %s", path)
 	}
+	// "macro reset" with its """ on the next line, as Renode's own scripts write it
+	data = macroRE.ReplaceAll(data, []byte(`$1 """`))
 	var cmd strings.Builder
 	open := false
 	for _, l := range strings.Split(string(data), "\n") {
