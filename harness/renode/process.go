@@ -169,7 +169,7 @@ func (t *Target) startLocal(ctx context.Context) error {
 		if lastErr == nil {
 			return t.connectControl(ctx, fmt.Sprintf("127.0.0.1:%d", p.robotPort), fmt.Sprintf("127.0.0.1:%d", p.monitorPort))
 		}
-		_ = p.stop(2 * time.Second)
+		_ = p.stop(false, 2*time.Second)
 		if !t.log.contains(portClashRE) {
 			return lastErr
 		}
@@ -235,14 +235,19 @@ func exitStatus(err error) string {
 	return err.Error()
 }
 
-// stop waits for the process (after StopRemoteServer it exits by itself
-// within about 0.3 s), then terminates and finally kills its process group,
-// and always reaps it.
-func (p *process) stop(grace time.Duration) error {
+// stop ends the process and always reaps it. Renode that was asked to quit
+// (StopRemoteServer, quit) exits by itself within about 0.3 s, so it gets
+// grace first; otherwise, or if it lingers, its process group gets SIGTERM
+// and then SIGKILL.
+func (p *process) stop(quitting bool, grace time.Duration) error {
 	if p.cmd == nil {
 		return nil
 	}
-	for _, sig := range []syscall.Signal{0, syscall.SIGTERM, syscall.SIGKILL} {
+	signals := []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}
+	if quitting {
+		signals = append([]syscall.Signal{0}, signals...)
+	}
+	for _, sig := range signals {
 		if sig != 0 {
 			_ = syscall.Kill(-p.cmd.Process.Pid, sig)
 		}
@@ -250,13 +255,13 @@ func (p *process) stop(grace time.Duration) error {
 		select {
 		case <-p.done:
 			timer.Stop()
-			// the group may hold children of a launcher script
+			// a launcher script's children may still hold the group
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 			return nil
 		case <-timer.C:
 		}
 	}
-	<-p.done
+	<-p.done // SIGKILL cannot be ignored; WaitDelay bounds the pipe copy
 	return nil
 }
 

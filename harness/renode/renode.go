@@ -435,17 +435,18 @@ func (t *Target) shutdown(ctx context.Context) error {
 			c.Close()
 		}
 	}
+	quitting := false
 	t.mu.Lock()
 	if t.ctl != nil {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_ = t.ctl.Stop(sctx) // Renode may be gone already; the reaping below decides
+		quitting = t.ctl.Stop(sctx) == nil // if Renode is gone already, the reaping below decides
 		cancel()
 		t.ctl.Close()
 		t.ctl = nil
 	}
 	t.mu.Unlock()
 	if t.proc != nil {
-		errs = append(errs, t.proc.stop(5*time.Second))
+		errs = append(errs, t.proc.stop(quitting, 5*time.Second))
 	}
 	if t.ctr != nil {
 		errs = append(errs, t.ctr.Terminate(ctx))

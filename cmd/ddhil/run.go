@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/profile"
+	"github.com/ddhil/ddhil/harness/runner"
+)
+
+func init() {
+	register("run", command{summary: "run the conformance suite on a target and write the reports", run: runRun})
+}
+
+func runRun(args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlagSet("run", stderr)
+	o := runner.Options{}
+	fs.StringVar(&o.Target, "target", "qemu", "target: qemu | renode | board")
+	fs.StringVar(&o.Firmware, "firmware", "firmware/build/qemu-netduinoplus2/ddagent.elf", "firmware ELF")
+	fs.StringVar(&o.Profile, "profile", "fixtures/profiles/ddagent.yaml", "device profile (YAML)")
+	fs.StringVar(&o.OutDir, "out", "run/latest", "output folder for the reports")
+	fs.IntVar(&o.Periods, "periods", 5, "report intervals observed in the normal phase")
+	only := fs.String("only", "", "comma-separated check IDs to evaluate (default: all)")
+	faults := fs.String("fault", "", "comma-separated reference-firmware faults to switch on after provisioning")
+	thing := fs.String("thing", "ddhil-dut-1", "thing name to provision")
+	format := fs.String("format", "", "report format to provision: json | cbor (default: the profile's)")
+	keys := fs.String("keys", "", "key style to provision: long | short (default: the profile's)")
+	periodMS := fs.Int("period-ms", 0, "report period to provision, in ms (default: the profile's)")
+	fs.StringVar(&o.QEMUBinary, "qemu", "", "qemu-system-arm binary (default: from PATH)")
+	fs.StringVar(&o.RenodeBinary, "renode", "", "local Renode binary or launcher (target renode)")
+	fs.StringVar(&o.RenodeImage, "renode-image", "", "Renode container image (target renode; default antmicro/renode)")
+	fs.StringVar(&o.HWMap, "hwmap", "", "hardware map YAML (target board)")
+	fs.StringVar(&o.Board, "board", "", "board id in the hardware map (target board)")
+	noShot := fs.Bool("no-screenshot", false, "do not render report.png with headless Chromium")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: ddhil run [flags]\n\nExit status: 0 all checks pass, 1 a check failed, 3 lab error (emulator missing, flash failed, port vanished).\nCtrl-C writes a partial report marked incomplete.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return exitUsage, err
+	}
+	if fs.NArg() > 0 {
+		return exitUsage, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	o.Only = splitList(*only)
+	o.Faults = splitList(*faults)
+	o.Vars = profile.Vars{"thing": *thing}
+	if *format != "" {
+		o.Vars["format"] = *format
+	}
+	if *keys != "" {
+		o.Vars["keys"] = *keys
+	}
+	if *periodMS > 0 {
+		o.Vars["period_ms"] = fmt.Sprint(*periodMS)
+	}
+	o.Screenshot = !*noShot
+	o.Command = append([]string{"ddhil", "run"}, args...)
+	o.Progress = stdout
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := runner.Run(ctx, o)
+	if err != nil {
+		return exitLab, harness.LabError(err)
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprintf(stdout, "%-7s %-5s %-4s %s\n", "CHECK", "SEV", "RES", "TITLE")
+	for _, c := range rep.Checks {
+		fmt.Fprintf(stdout, "%-7s %-5s %-4s %s\n", c.ID, c.Severity, strings.ToUpper(string(c.Status)), c.Title)
+		for i, f := range c.Findings {
+			if i == 3 {
+				fmt.Fprintf(stdout, "                  … %d more in the report\n", len(c.Findings)-3)
+				break
+			}
+			fmt.Fprintf(stdout, "                  - %s\n", f.Message)
+		}
+	}
+	abs, _ := filepath.Abs(filepath.Join(o.OutDir, "report.html"))
+	fmt.Fprintf(stdout, "\nverdict: %s (%s)\nreport:  %s\n", strings.ToUpper(string(rep.Verdict())), rep.VerdictReason(), abs)
+	return rep.ExitCode(), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

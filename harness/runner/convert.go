@@ -1,0 +1,158 @@
+package runner
+
+import (
+	"context"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/ddhil/ddhil/broker"
+	"github.com/ddhil/ddhil/broker/defender"
+	"github.com/ddhil/ddhil/harness/conformance"
+	"github.com/ddhil/ddhil/harness/report"
+)
+
+func defenderFormat(s string) defender.Format { return defender.Format(s) }
+
+// checkOf turns a conformance result into the report's check.
+func checkOf(r conformance.Result) report.Check {
+	c := report.Check{ID: r.Check.ID, Title: r.Check.Title, Category: r.Check.Category(),
+		Severity: report.Severity(r.Check.Severity), Citation: r.Check.Citation,
+		Status: report.Status(r.Status), SkipReason: r.SkipReason, Error: r.Error, Findings: []report.Finding{}}
+	for _, f := range r.Findings {
+		at := f.At
+		rf := report.Finding{Message: f.Message, ReportID: f.ReportID, At: &at, Evidence: f.Evidence}
+		if ex, ok := f.Evidence["payload_excerpt"].(string); ok {
+			rf.Excerpt = ex
+		}
+		if p, ok := f.Evidence["path"].(string); ok {
+			rf.Path = p
+		}
+		c.Findings = append(c.Findings, rf)
+	}
+	return c
+}
+
+// shiftOf is the offset from the run start to the capture's clock zero
+// (the broker's start).
+func shiftOf(c *conformance.Capture, started time.Time) time.Duration {
+	for _, ev := range c.Events {
+		if !ev.Time.IsZero() {
+			return ev.Time.Add(-ev.Mono).Sub(started)
+		}
+	}
+	return 0
+}
+
+// fillTimeline rebases the capture on the run start and fills the
+// timeline, the received reports and the findings' offsets.
+func fillTimeline(rep *report.Report, c *conformance.Capture, started time.Time) {
+	shift := shiftOf(c, started)
+	for i := range rep.Checks {
+		for j := range rep.Checks[i].Findings {
+			if at := rep.Checks[i].Findings[j].At; at != nil {
+				v := *at + shift
+				rep.Checks[i].Findings[j].At = &v
+			}
+		}
+	}
+	rep.Timeline = []report.Mark{}
+	rep.Reports = []report.Received{}
+	answered := map[uint64]string{} // report event seq -> answer
+	for _, r := range c.Reports() {
+		switch {
+		case r.Response != nil && r.Response.Response != nil && r.Response.Response.Status == defender.StatusAccepted:
+			answered[r.Event.Seq] = report.MarkAccepted
+		case r.Response != nil:
+			answered[r.Event.Seq] = report.MarkRejected
+		default:
+			answered[r.Event.Seq] = "dropped"
+		}
+	}
+	for _, ev := range c.Events {
+		at := ev.Mono + shift
+		switch ev.Kind {
+		case broker.EventConnect:
+			status := ""
+			if ev.Error != "" {
+				status = "refused"
+			}
+			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkConnect, Label: ev.ClientID, Status: status, ConnID: ev.ConnID})
+		case broker.EventSubscribe:
+			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkSubscribe, Label: ev.Topic, ConnID: ev.ConnID})
+		case broker.EventDisconnect:
+			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkDisconnect, Label: ev.Reason, ConnID: ev.ConnID})
+		case broker.EventPolicy:
+			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkDisconnect, Label: "refused: " + ev.Reason, ConnID: ev.ConnID})
+		case broker.EventResponse:
+			status := ""
+			if ev.Response != nil {
+				status = map[string]string{defender.StatusAccepted: report.MarkAccepted, defender.StatusRejected: report.MarkRejected}[ev.Response.Status]
+			}
+			if ev.Fault == broker.FaultDrop {
+				status = "dropped"
+			}
+			m := report.Mark{At: at, Kind: report.MarkResponse, Status: status, ConnID: ev.ConnID, Label: ev.Fault}
+			if ev.Response != nil && ev.Response.ReportID != nil {
+				id := *ev.Response.ReportID
+				m.ReportID = &id
+			}
+			rep.Timeline = append(rep.Timeline, m)
+		case broker.EventReport:
+			res := defender.Result{}
+			if ev.Result != nil {
+				res = *ev.Result
+			}
+			rc := report.Received{At: at, ConnID: ev.ConnID, Topic: ev.Topic, Format: ev.Format, Accepted: res.Accepted(),
+				Problem: res.Problem, Lint: res.Lint, Decoded: res.Report, Answer: answered[ev.Seq]}
+			if res.HeaderParsed {
+				id := res.ReportID
+				rc.ReportID = &id
+			}
+			if res.Problem != nil {
+				rc.Code = res.Problem.Code
+			}
+			rc.KeepPayload(ev.Payload)
+			rep.Reports = append(rep.Reports, rc)
+			status := report.MarkAccepted
+			if !res.Accepted() {
+				status = report.MarkRejected
+			}
+			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkReport, ReportID: rc.ReportID, Status: status, ConnID: ev.ConnID})
+		}
+	}
+	for _, a := range c.Actions {
+		at := a.At + shift
+		switch a.Kind {
+		case conformance.ActionPhase:
+			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkPhase, Label: a.Detail})
+		case conformance.ActionReset:
+			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkReset, Label: a.Detail})
+		default:
+			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkFault, Label: a.Kind + " " + a.Detail})
+		}
+	}
+	sortMarks(rep.Timeline)
+	rep.Artefacts = append(rep.Artefacts,
+		report.Artefact{Name: "console.log", Kind: report.ArtefactConsoleLog, Description: "raw console bytes"},
+		report.Artefact{Name: "events.jsonl", Kind: report.ArtefactEvents, Description: "broker event log (JSON Lines)"},
+		report.Artefact{Name: "link.jsonl", Kind: report.ArtefactEvents, Description: "emulated Wi-Fi module log (JSON Lines)"},
+		report.Artefact{Name: "target.log", Kind: "other", Description: "emulator or flasher output"})
+}
+
+func sortMarks(m []report.Mark) {
+	sort.SliceStable(m, func(i, j int) bool { return m[i].At < m[j].At })
+}
+
+// screenshot renders report.png for reviewers; a missing browser is only
+// logged.
+func screenshot(dir string, logf func(string, ...any)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	png := filepath.Join(dir, "report.png")
+	if err := report.Screenshot(ctx, filepath.Join(dir, report.FileHTML), png, 1280, 2000); err != nil {
+		logf("screenshot skipped: %v", err)
+		return
+	}
+	logf("screenshot: %s", png)
+}

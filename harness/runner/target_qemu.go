@@ -1,0 +1,14 @@
+package runner
+
+import (
+	"io"
+
+	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/qemu"
+)
+
+func init() {
+	Targets["qemu"] = func(o Options, log io.Writer) (harness.Target, error) {
+		return qemu.New(qemu.Config{Binary: o.QEMUBinary, Firmware: o.Firmware, Stderr: log})
+	}
+}
