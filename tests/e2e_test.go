@@ -28,7 +28,7 @@ func loadProfile(t *testing.T) *profile.Profile {
 // startSession boots the selected target with the reference agent and
 // provisions it. A 1 s report period needs the throttle off (AWS allows one
 // report per 300 s).
-func startSession(t *testing.T, vars profile.Vars) *session.Session {
+func startSession(t *testing.T, vars profile.Vars, faults ...string) *session.Session {
 	t.Helper()
 	target := newTarget(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -43,6 +43,7 @@ func startSession(t *testing.T, vars profile.Vars) *session.Session {
 		BrokerConfig: broker.Config{Throttle: broker.NoThrottle},
 		Profile:      loadProfile(t),
 		Vars:         all,
+		Faults:       faults,
 		OutDir:       out,
 		Logf:         t.Logf,
 	})
@@ -133,6 +134,19 @@ func TestReportsInEveryFormat(t *testing.T) {
 					t.Fatalf("firmware did not log acceptance of %v", want)
 				}
 			}
+			// ... and had logged each of them as published before.
+			assert.Eventually(t, func() bool {
+				logged := map[uint64]bool{}
+				for _, p := range s.Published() {
+					logged[p.ID] = p.Format == string(c.format) && p.Keys == c.keys
+				}
+				for _, id := range ids {
+					if !logged[id] {
+						return false
+					}
+				}
+				return true
+			}, 5*time.Second, 10*time.Millisecond, "ids %v not all logged as published with format=%s keys=%s", ids, c.format, c.keys)
 		})
 	}
 
@@ -143,6 +157,33 @@ func TestReportsInEveryFormat(t *testing.T) {
 	res := conformance.Evaluate(capture, mustChecks(t, "DD-I01"))
 	require.Len(t, res, 1)
 	assert.Equal(t, conformance.StatusPass, res[0].Status, "%+v", res[0])
+}
+
+// tickScale bounds ids that count milliseconds since boot (~11 days);
+// healthy ids are Unix epoch milliseconds (~1.7e12).
+const tickScale = 1_000_000_000
+
+// TestFaultsFromFirstBoot: a fault named in session.Config.Faults is on
+// from the boot after provisioning, so the very first report shows it.
+func TestFaultsFromFirstBoot(t *testing.T) {
+	s := startSession(t, profile.Vars{"format": "json", "keys": "long"}, "rid-ticks")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	evs, err := s.WaitReports(ctx, 2)
+	require.NoError(t, err)
+	ids := reportIDs(t, evs)
+	assertIncreasing(t, ids)
+	for _, id := range ids {
+		assert.Less(t, id, uint64(tickScale), "rid-ticks from the first report: %v", ids)
+	}
+	capture, err := s.Capture()
+	require.NoError(t, err)
+	faults := capture.ActionsOf(conformance.ActionFault)
+	require.Len(t, faults, 1)
+	assert.Equal(t, "rid-ticks on", faults[0].Detail)
+	resets := capture.ActionsOf(conformance.ActionReset)
+	require.Len(t, resets, 1)
+	assert.Greater(t, resets[0].At, faults[0].At, "the fault was set before the provisioning reset")
 }
 
 func publishKind(f defender.Format) defender.TopicKind {
@@ -167,9 +208,6 @@ func TestRidTicksRestartAfterReset(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	// tickScale bounds ids that count milliseconds since boot (~11 days);
-	// healthy ids are Unix epoch milliseconds (~1.7e12).
-	const tickScale = 1_000_000_000
 	healthy, err := s.WaitReports(ctx, 2)
 	require.NoError(t, err)
 	healthyIDs := reportIDs(t, healthy)

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 )
@@ -99,7 +100,9 @@ type Module struct {
 	synced     bool
 	tzMinutes  int
 
-	lineBuf      []byte
+	lineBuf      []byte // the command line so far (CR included), at most maxLine bytes
+	lineLong     int    // length of a line that outgrew maxLine (0: none)
+	lastCR       bool
 	payloadWant  int
 	payload      []byte
 	sendLink     *link
@@ -179,7 +182,7 @@ func (m *Module) resetState() {
 	m.synced = false
 	m.tzMinutes = 0
 	m.running = false
-	m.lineBuf = m.lineBuf[:0]
+	m.lineBuf, m.lineLong, m.lastCR = m.lineBuf[:0], 0, false
 	m.payloadWant = 0
 	m.payload = nil
 	m.sendLink = nil
@@ -296,13 +299,26 @@ func (m *Module) input(b []byte) {
 		if m.echo {
 			echo = append(echo, c)
 		}
-		m.lineBuf = append(m.lineBuf, c)
-		n := len(m.lineBuf)
-		if n >= 2 && m.lineBuf[n-2] == '\r' && c == '\n' {
-			line := string(m.lineBuf[:n-2])
-			m.lineBuf = m.lineBuf[:0]
+		if c == '\n' && m.lastCR {
+			line := string(m.lineBuf)
+			long := m.lineLong
+			m.lineBuf, m.lineLong, m.lastCR = m.lineBuf[:0], 0, false
 			flushEcho()
-			m.lineLocked(line)
+			if long > 0 {
+				m.recordLocked(Event{Kind: EventDiscard, Bytes: long + 1, Reason: "line too long"}) // + LF
+				continue
+			}
+			m.lineLocked(strings.TrimSuffix(line, "\r"))
+			continue
+		}
+		m.lastCR = c == '\r'
+		switch {
+		case m.lineLong > 0:
+			m.lineLong++
+		case len(m.lineBuf) >= maxLine:
+			m.lineLong = len(m.lineBuf) + 1 // keep counting, stop storing
+		default:
+			m.lineBuf = append(m.lineBuf, c)
 		}
 	}
 	flushEcho()

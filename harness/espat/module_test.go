@@ -469,6 +469,24 @@ func TestSimpleCommands(t *testing.T) {
 	}
 }
 
+func TestLongLineDiscarded(t *testing.T) {
+	r := newRig(t, nil)
+	r.t1()
+	r.send("AT+" + strings.Repeat("X", 300) + "\r\n")
+	r.expectQuiet() // no reply to the long line, the next one works
+	var got []Event
+	for _, e := range r.m.Events() {
+		if e.Kind == EventDiscard {
+			got = append(got, e)
+		}
+	}
+	require.Len(t, got, 1)
+	assert.Equal(t, 305, got[0].Bytes)
+	// The longest accepted line is 256 bytes with its CR LF.
+	r.send("AT+CWJAP=\"" + strings.Repeat("s", 254-len("AT+CWJAP=\"\",\"p\"")) + "\",\"p\"\r\n")
+	r.expect("+CWJAP:3\r\n", "\r\nERROR\r\n")
+}
+
 func TestEscapedCredentials(t *testing.T) {
 	r := newRig(t, nil, func(c *Config) { c.SSID, c.Password = `my,lab`, `p"w\d` })
 	r.t1()

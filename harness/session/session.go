@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"sync"
@@ -57,6 +58,10 @@ type Config struct {
 	Module espat.Config
 	// SkipProvision leaves the firmware as it boots.
 	SkipProvision bool
+	// Faults are firmware faults (profile fault step) switched on during
+	// the first provisioning, before its reset, so they shape the device
+	// from the boot the run observes; with SkipProvision, right after boot.
+	Faults []string
 	// OutDir, when set, receives console.log (raw bytes, written live),
 	// and at Close events.jsonl (broker), link.jsonl (module) and
 	// actions.jsonl.
@@ -82,12 +87,13 @@ type Session struct {
 	cancel  context.CancelFunc
 	modDone chan error
 
-	mu       sync.Mutex
-	actions  []timedAction
-	nextPort int
-	mark     uint64
-	closed   bool
-	closeErr error
+	mu        sync.Mutex
+	published []Published
+	actions   []timedAction
+	nextPort  int
+	mark      uint64
+	closed    bool
+	closeErr  error
 }
 
 type timedAction struct {
@@ -172,6 +178,9 @@ func Start(ctx context.Context, cfg Config) (s *Session, err error) {
 		ccfg.RawLog = s.conLog
 	}
 	s.con = console.New(s.target.Console(), s.target.Console(), ccfg)
+	if re := cfg.Profile.Marker("report_published"); re != nil {
+		go s.collectPublished(s.con.Subscribe(re), re)
+	}
 
 	if tr := s.target.Transport(); tr != nil {
 		mc := cfg.Module
@@ -188,9 +197,11 @@ func Start(ctx context.Context, cfg Config) (s *Session, err error) {
 	}
 	s.logf("booted: %s", line.Text)
 	if !cfg.SkipProvision {
-		if err := s.provision(ctx, s.vars); err != nil {
+		if err := s.provision(ctx, s.vars, cfg.Faults); err != nil {
 			return s, err
 		}
+	} else if err := s.setFaults(ctx, cfg.Faults); err != nil {
+		return s, err
 	}
 	s.Mark()
 	return s, nil
@@ -290,11 +301,14 @@ func (s *Session) waitBoot(ctx context.Context) (console.Line, error) {
 	return l, nil
 }
 
-func (s *Session) provision(ctx context.Context, vars profile.Vars) error {
+func (s *Session) provision(ctx context.Context, vars profile.Vars, faults []string) error {
 	wctx, cancel := s.withTarget(ctx)
 	defer cancel()
 	if err := s.prof.Configure(wctx, s.con, vars); err != nil {
 		return s.targetErr(fmt.Errorf("session: %w", err))
+	}
+	if err := s.setFaults(wctx, faults); err != nil {
+		return err
 	}
 	if s.prof.ResetStep != nil {
 		// The profile's reset applies the configuration: it is a reboot.
@@ -304,6 +318,15 @@ func (s *Session) provision(ctx context.Context, vars profile.Vars) error {
 		}
 	}
 	s.logf("provisioned %s (format=%s keys=%s period_ms=%s)", vars["thing"], vars["format"], vars["keys"], vars["period_ms"])
+	return nil
+}
+
+func (s *Session) setFaults(ctx context.Context, faults []string) error {
+	for _, f := range faults {
+		if err := s.SetFault(ctx, f, true); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -319,7 +342,7 @@ func (s *Session) Provision(ctx context.Context, vars profile.Vars) error {
 		merged[k] = v
 	}
 	s.mu.Unlock()
-	if err := s.provision(ctx, merged); err != nil {
+	if err := s.provision(ctx, merged, nil); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -399,6 +422,49 @@ func (s *Session) WaitReportsAfter(ctx context.Context, after uint64, n int, thi
 		return got, s.targetErr(fmt.Errorf("session: %d of %d reports; console tail:\n%s: %w", len(got), n, s.con.Tail(10), err))
 	}
 	return got, nil
+}
+
+// Published is one "report published" log line of the firmware: what the
+// device says it sent. At is on the session's epoch (see Capture for the
+// broker clock).
+type Published struct {
+	At     time.Duration `json:"at"`
+	ID     uint64        `json:"id"`
+	Format string        `json:"format,omitempty"`
+	Keys   string        `json:"keys,omitempty"`
+	Bytes  int           `json:"bytes,omitempty"`
+	Line   string        `json:"line"`
+}
+
+func (s *Session) collectPublished(sub *console.Subscription, re *regexp.Regexp) {
+	group := func(m []string, name string) string {
+		if i := re.SubexpIndex(name); i >= 0 && i < len(m) {
+			return m[i]
+		}
+		return ""
+	}
+	for l := range sub.C {
+		m := re.FindStringSubmatch(l.Text)
+		if m == nil {
+			continue
+		}
+		id, err := strconv.ParseUint(group(m, "id"), 10, 64)
+		if err != nil {
+			continue
+		}
+		n, _ := strconv.Atoi(group(m, "bytes"))
+		p := Published{At: l.Mono, ID: id, Format: group(m, "format"), Keys: group(m, "keys"), Bytes: n, Line: l.Text}
+		s.mu.Lock()
+		s.published = append(s.published, p)
+		s.mu.Unlock()
+	}
+}
+
+// Published returns the reports the firmware logged as published, in order.
+func (s *Session) Published() []Published {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Published(nil), s.published...)
 }
 
 // Console is the firmware's console.

@@ -67,6 +67,9 @@ func TestDialInMemoryReachesBroker(t *testing.T) {
 	require.NoError(t, err)
 	defer c2.Close()
 	assert.Equal(t, "192.0.2.100:50153", c2.LocalAddr().String(), "one port per link")
+	// Complete the handshake: the broker must not be closed while mochi is
+	// still establishing a connection (a race inside broker.Close).
+	connack(t, c2)
 
 	_, err = s.dial(ctx, DefaultEndpoint, 8883)
 	require.ErrorContains(t, err, "refused")
