@@ -278,6 +278,11 @@ static void handle_response(const mqtt_pkt_t *p, int accepted)
     }
     st.rejected++;
     log_msg("report", "rejected id=%llu code=%s", (unsigned long long)rid, r.error_code[0] ? r.error_code : "none");
+    if (fault_on(F_RETRY_STORM)) {                     /* retries at once instead of backing off */
+        next_report = millis();
+        log_msg("report", "retrying now");
+        return;
+    }
     if (strcmp(r.error_code, "Throttled") == 0) {
         uint32_t skip = g_conf.report_period_ms;
         next_report += skip;                           /* skip one period */
@@ -361,6 +366,8 @@ static uint16_t parse_local_port(const char *s)
     return 0;
 }
 
+#define LATE_FIRST_EXTRA_MS 5000u
+
 static int session_connect(void)
 {
     char host[140], cmd[200], state[96];
@@ -407,6 +414,9 @@ static int session_connect(void)
         next_report = millis();                        /* first report right after subscribe */
         have_schedule = 1;
     }
+    if (fault_on(F_LATE_FIRST)) {                      /* first report long after every connect */
+        next_report = millis() + 3u * g_conf.report_period_ms + LATE_FIRST_EXTRA_MS;
+    }
     return 0;
 }
 
@@ -450,18 +460,39 @@ static void build_report(report_t *r)
     r->n_udp = g_persist.n_udp;
     r->format = g_conf.report_format;
     r->keys = g_conf.report_keys;
+    if (fault_on(F_PORT_ZERO)) {                       /* a listening port of 0: out of range */
+        if (r->n_tcp == 0) r->n_tcp = 1;
+        r->tcp[0] = 0;
+    }
+    if (fault_on(F_PORTS_MISSING) && r->n_tcp > 0) r->n_tcp--;   /* forgets its last TCP listener */
     r->local_port = local_port;
+    if (fault_on(F_TC_STALE)) r->local_port = (uint16_t)(local_port + 1u);  /* not the live link */
     r->remote_port = g_conf.mqtt_port;
     r->faults = g_persist.faults;
     strcpy(r->remote_host, g_conf.mqtt_endpoint);
 }
 
+/* The truncate fault cuts the payload short (keeping the MQTT framing valid), so the
+ * service sees JSON or CBOR that ends mid-value. */
+#define TRUNCATE_BYTES 7u
+static uint32_t put_limit, put_done;
+static int tx_put_limited(const void *data, size_t len)
+{
+    size_t n = put_done >= put_limit ? 0 : (put_limit - put_done < len ? put_limit - put_done : len);
+    put_done += (uint32_t)len;
+    return n ? tx_put(data, n) : 0;
+}
+
 static int publish(const report_t *r, uint16_t id, int dup, uint32_t *len_out)
 {
     uint32_t len = report_encode(r, NULL);
-    *len_out = len;
-    if (mqtt_publish_begin(topic_pub, id, dup, len) != 0) return -1;
-    if (report_encode(r, tx_put) != len) return -1;
+    uint32_t wire = len;
+    if (fault_on(F_TRUNCATE) && len > TRUNCATE_BYTES) wire = len - TRUNCATE_BYTES;
+    *len_out = wire;
+    if (mqtt_publish_begin_flags(topic_pub, id, dup, fault_on(F_RETAIN), wire) != 0) return -1;
+    put_limit = wire;
+    put_done = 0;
+    if (report_encode(r, tx_put_limited) != len) return -1;
     return tx_flush();
 }
 

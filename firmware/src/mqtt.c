@@ -86,11 +86,16 @@ uint32_t mqtt_publish_size(const char *topic, uint32_t payload_len)
     return 1u + (uint32_t)varint_len(rem) + rem;
 }
 
-int mqtt_publish_begin(const char *topic, uint16_t id, int dup, uint32_t payload_len)
+int mqtt_publish_begin_flags(const char *topic, uint16_t id, int dup, int retain, uint32_t payload_len)
 {
     uint32_t rem = 2u + (uint32_t)strlen(topic) + 2u + payload_len;
-    uint8_t first = (uint8_t)((MQTT_PUBLISH << 4) | 0x02u | (dup ? 0x08u : 0u));
+    uint8_t first = (uint8_t)((MQTT_PUBLISH << 4) | 0x02u | (dup ? 0x08u : 0u) | (retain ? 0x01u : 0u));
     return put_fixed(first, rem) | put_str(topic) | put_u16(id);
+}
+
+int mqtt_publish_begin(const char *topic, uint16_t id, int dup, uint32_t payload_len)
+{
+    return mqtt_publish_begin_flags(topic, id, dup, 0, payload_len);
 }
 
 /* ---- receive framing ---- */

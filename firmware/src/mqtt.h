@@ -28,6 +28,8 @@ int mqtt_puback_send(uint16_t id);
 int mqtt_disconnect_send(void);
 /* Writes the fixed header, topic and packet id of a QoS 1 PUBLISH with payload_len bytes to
  * follow; the caller then tx_put()s exactly payload_len bytes and calls tx_flush(). */
+/* retain sets the RETAIN flag (only the `retain` fault does: AWS refuses it on $aws topics). */
+int mqtt_publish_begin_flags(const char *topic, uint16_t id, int dup, int retain, uint32_t payload_len);
 int mqtt_publish_begin(const char *topic, uint16_t id, int dup, uint32_t payload_len);
 uint32_t mqtt_publish_size(const char *topic, uint32_t payload_len); /* whole packet */
 

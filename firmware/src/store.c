@@ -12,7 +12,8 @@ config_t g_conf;
 const char *const fault_names[F_COUNT] = {
     "camelcase", "no-header", "bad-version", "rid-ticks", "rid-repeat", "ns-cumulative",
     "ns-inflate", "period-skew", "burst", "cmet-bare", "no-subscribe", "no-reconnect",
-    "wrong-thing", "oversize",
+    "wrong-thing", "oversize", "truncate", "port-zero", "retain", "late-first", "tc-stale",
+    "ports-missing", "retry-storm",
 };
 
 const char *const conf_key_names[CONF_KEYS] = {
