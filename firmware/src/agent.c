@@ -509,6 +509,14 @@ static int send_report(void)
     slot->retried = 0;
     slot->used = 1;
     slot->sent = millis();
+    /* The id is persisted before any byte leaves: a reset while the report is on its way
+     * must not let the next boot reuse an id the service has already seen. */
+    g_persist.last_rid = slot->r.rid;
+    if (!g_persist.have_rid || slot->r.rid > g_persist.max_rid) {
+        if (!fault_on(F_RID_TICKS)) g_persist.max_rid = slot->r.rid;
+    }
+    g_persist.have_rid = 1;
+    store_save();
     uint32_t len;
     if (publish(&slot->r, slot->id, 0, &len) != 0) {
         slot->used = 0;
@@ -516,12 +524,6 @@ static int send_report(void)
     }
     st.reports++;
     recent[n_recent++ % RECENT_IDS] = slot->r.rid;
-    g_persist.last_rid = slot->r.rid;
-    if (!g_persist.have_rid || slot->r.rid > g_persist.max_rid) {
-        if (!fault_on(F_RID_TICKS)) g_persist.max_rid = slot->r.rid;
-    }
-    g_persist.have_rid = 1;
-    store_save();
     log_msg("report", "published id=%llu format=%s keys=%s bytes=%lu", (unsigned long long)slot->r.rid,
             fmt_name(), keys_name(), (unsigned long)len);
     return 0;

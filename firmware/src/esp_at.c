@@ -29,6 +29,9 @@ static void stream_put(uint8_t b)
 
 int net_getc(void) { return s_head == s_tail ? -1 : stream[s_tail++ % STREAM_SIZE]; }
 size_t net_available(void) { return s_head - s_tail; }
+/* link_up: a CONNECT was seen on this boot and no CLOSED since. */
+static int link_up;
+
 void net_reset(void) { s_tail = s_head; s_overflow = 0; }
 int net_take_overflow(void) { int v = s_overflow; s_overflow = 0; return v; }
 int at_take_closed(void) { int v = ev_closed; ev_closed = 0; return v; }
@@ -49,7 +52,8 @@ static void handle_line(void)
     else if (strcmp(l, "SEND FAIL") == 0) final_result = AT_SEND_FAIL;
     else if (starts(l, "busy ")) final_result = AT_BUSY;
     else if (strcmp(l, "ready") == 0) ev_ready = 1;
-    else if (strcmp(l, "CLOSED") == 0 || (llen > 7 && strcmp(l + llen - 7u, ",CLOSED") == 0)) ev_closed = 1;
+    else if (strcmp(l, "CLOSED") == 0 || (llen > 7 && strcmp(l + llen - 7u, ",CLOSED") == 0)) { ev_closed = 1; link_up = 0; }
+    else if (strcmp(l, "CONNECT") == 0) link_up = 1;
     else if (cap_prefix && cap_out && starts(l, cap_prefix)) {
         size_t n = strlen(l + strlen(cap_prefix));
         if (n >= cap_size) n = cap_size - 1u;
@@ -65,8 +69,10 @@ void at_poll(void)
     int c;
     while ((c = uart_getc(UART_TRANSPORT)) >= 0) {
         if (ipd_left) {
-            stream_put((uint8_t)c);
-            if (--ipd_left == 0) {
+            /* Data of a link this boot did not open (the module kept it across an MCU reset)
+             * is neither ours to parse nor ours to count. */
+            if (link_up) stream_put((uint8_t)c);
+            if (--ipd_left == 0 && link_up) {
                 g_net.bytes_in += ipd_len;
                 g_net.packets_in++;
             }

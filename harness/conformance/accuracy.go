@@ -28,13 +28,18 @@ import (
 // landed without the firmware counting it.
 const inboundWindow = 250 * time.Millisecond
 
-// linkCounters are cumulative module counters.
+// linkCounters are module counters over a span of link events.
 type linkCounters struct{ bytesOut, pktsOut, bytesIn, pktsIn uint64 }
 
-// countersBefore sums the link events with index < idx.
-func (c *Capture) countersBefore(idx int) linkCounters {
+// counters sums the link events with index in [from, to) that belong to a
+// link numbered minLink or later: the firmware counts only links its
+// current boot opened.
+func (c *Capture) counters(from, to, minLink int) linkCounters {
 	var k linkCounters
-	for _, ev := range c.Link[:idx] {
+	for _, ev := range c.Link[max(from, 0):min(max(to, 0), len(c.Link))] {
+		if ev.Link < minLink {
+			continue
+		}
 		switch ev.Kind {
 		case LinkSend:
 			k.bytesOut += uint64(ev.Bytes)
@@ -45,6 +50,33 @@ func (c *Capture) countersBefore(idx int) linkCounters {
 		}
 	}
 	return k
+}
+
+// windowRecv sums the +IPDs (of links >= minLink) in the inbound window
+// just before the event at index cut.
+func (c *Capture) windowRecv(cut, minLink int) (bytes, pkts uint64) {
+	if cut <= 0 || cut > len(c.Link) {
+		return 0, 0
+	}
+	limit := c.Link[min(cut, len(c.Link)-1)].At - inboundWindow
+	for i := cut - 1; i >= 0 && c.Link[i].At >= limit; i-- {
+		if c.Link[i].Kind == LinkRecv && c.Link[i].Link >= minLink {
+			bytes += uint64(c.Link[i].Bytes)
+			pkts++
+		}
+	}
+	return bytes, pkts
+}
+
+// firstLinkAfter is the number of the first link opened at or after index
+// boot (a very large number when none was).
+func (c *Capture) firstLinkAfter(boot int) int {
+	for _, ev := range c.Link[min(boot, len(c.Link)):] {
+		if ev.Kind == LinkOpen {
+			return ev.Link
+		}
+	}
+	return int(^uint(0) >> 1)
 }
 
 // reportCut finds the index of the first link event that carried report r
@@ -110,34 +142,17 @@ func (c *Capture) bootCut(at time.Duration) int {
 	return len(c.Link)
 }
 
-// inboundLow is the inbound counter at cut minus the +IPDs that arrived in
-// the window before it.
-func (c *Capture) inboundLow(cut int) (bytes, pkts uint64) {
-	k := c.countersBefore(cut)
-	bytes, pkts = k.bytesIn, k.pktsIn
-	if cut <= 0 || cut > len(c.Link) {
-		return
-	}
-	limit := c.Link[min(cut, len(c.Link)-1)].At - inboundWindow
-	for i := cut - 1; i >= 0 && c.Link[i].At >= limit; i-- {
-		if c.Link[i].Kind == LinkRecv {
-			bytes -= uint64(c.Link[i].Bytes)
-			pkts--
-		}
-	}
-	return
-}
-
 // statsSample pairs a report's network_stats with the oracle's figures.
 type statsSample struct {
-	r                  *ReportView
-	ns                 defender.NetworkStats
+	r                 *ReportView
+	ns                defender.NetworkStats
 	delta, cumulative linkCounters // oracle: since previous report / since boot
 	// Lower bounds of the inbound figures: +IPDs inside the window before
 	// the cut may not have been counted yet.
-	deltaInLowB, deltaInLowP uint64
-	cumInLowB, cumInLP       uint64
-	firstAfterBoot           bool
+	deltaInLowB, deltaInLowP   uint64
+	deltaInHighB, deltaInHighP uint64
+	cumInLowB, cumInLP         uint64
+	firstAfterBoot             bool
 }
 
 // samples pairs every accepted report carrying network_stats with the
@@ -165,15 +180,21 @@ func (c *Capture) statsSamples() (out []statsSample, reason string) {
 			prevCut = boot
 		}
 		if r.Thing == c.Thing && res.Accepted() && res.Report != nil && res.Report.Metrics != nil && res.Report.Metrics.NetworkStats != nil {
-			at, from, b := c.countersBefore(cut), c.countersBefore(prevCut), c.countersBefore(boot)
-			lowB, lowP := c.inboundLow(cut)
+			minLink := c.firstLinkAfter(boot)
 			s := statsSample{r: r, ns: *res.Report.Metrics.NetworkStats, firstAfterBoot: first,
-				delta:      linkCounters{at.bytesOut - from.bytesOut, at.pktsOut - from.pktsOut, at.bytesIn - from.bytesIn, at.pktsIn - from.pktsIn},
-				cumulative: linkCounters{at.bytesOut - b.bytesOut, at.pktsOut - b.pktsOut, at.bytesIn - b.bytesIn, at.pktsIn - b.pktsIn},
+				delta:      c.counters(prevCut, cut, minLink),
+				cumulative: c.counters(boot, cut, minLink),
 			}
-			s.deltaInLowB = sub(lowB, from.bytesIn)
-			s.deltaInLowP = sub(lowP, from.pktsIn)
-			s.cumInLowB, s.cumInLP = sub(lowB, b.bytesIn), sub(lowP, b.pktsIn)
+			wb, wp := c.windowRecv(cut, minLink)
+			s.deltaInLowB, s.deltaInLowP = sub(s.delta.bytesIn, wb), sub(s.delta.pktsIn, wp)
+			// +IPDs just before the previous report's cut may have been
+			// counted only now.
+			pb, pp := uint64(0), uint64(0)
+			if !first {
+				pb, pp = c.windowRecv(prevCut, minLink)
+			}
+			s.deltaInHighB, s.deltaInHighP = s.delta.bytesIn+pb, s.delta.pktsIn+pp
+			s.cumInLowB, s.cumInLP = sub(s.cumulative.bytesIn, wb), sub(s.cumulative.pktsIn, wp)
 			out = append(out, s)
 		}
 		// The firmware's baseline moves at every report it builds, accepted
@@ -195,9 +216,17 @@ func sub(a, b uint64) uint64 {
 
 // matches reports whether a sample's stats equal the oracle exactly on the
 // outbound side and within the window on the inbound side.
-func (s statsSample) matches(k linkCounters, inLowB, inLowP uint64) bool {
+func (s statsSample) matches(k linkCounters, inLowB, inLowP, inHighB, inHighP uint64) bool {
 	return eq(s.ns.BytesOut, k.bytesOut, k.bytesOut) && eq(s.ns.PacketsOut, k.pktsOut, k.pktsOut) &&
-		eq(s.ns.BytesIn, inLowB, k.bytesIn) && eq(s.ns.PacketsIn, inLowP, k.pktsIn)
+		eq(s.ns.BytesIn, inLowB, inHighB) && eq(s.ns.PacketsIn, inLowP, inHighP)
+}
+
+func (s statsSample) matchesDelta() bool {
+	return s.matches(s.delta, s.deltaInLowB, s.deltaInLowP, s.deltaInHighB, s.deltaInHighP)
+}
+
+func (s statsSample) matchesCumulative() bool {
+	return s.matches(s.cumulative, s.cumInLowB, s.cumInLP, s.cumulative.bytesIn, s.cumulative.pktsIn)
 }
 
 func eq(v *uint64, lo, hi uint64) bool { return v != nil && *v >= lo && *v <= hi }
@@ -244,7 +273,7 @@ func checkDeltas(c *Capture) Outcome {
 }
 
 func (s statsSample) isCumulative() bool {
-	return !s.matches(s.delta, s.deltaInLowB, s.deltaInLowP) && s.matches(s.cumulative, s.cumInLowB, s.cumInLP)
+	return !s.matchesDelta() && s.matchesCumulative()
 }
 
 // checkTrafficAgrees: each report's network_stats equal what crossed the
@@ -262,7 +291,7 @@ func checkTrafficAgrees(c *Capture) Outcome {
 		if s.isCumulative() && !s.firstAfterBoot {
 			continue // DD-A01's finding; not counted twice
 		}
-		if !s.matches(s.delta, s.deltaInLowB, s.deltaInLowP) {
+		if !s.matchesDelta() {
 			out.Findings = append(out.Findings, finding(s.r, "network_stats disagree with the traffic the module carried: "+s.diff(), s.evidence()))
 		}
 	}
@@ -285,8 +314,8 @@ func (s statsSample) diff() string {
 	}
 	add("bytes_out", s.ns.BytesOut, s.delta.bytesOut, s.delta.bytesOut)
 	add("packets_out", s.ns.PacketsOut, s.delta.pktsOut, s.delta.pktsOut)
-	add("bytes_in", s.ns.BytesIn, s.deltaInLowB, s.delta.bytesIn)
-	add("packets_in", s.ns.PacketsIn, s.deltaInLowP, s.delta.pktsIn)
+	add("bytes_in", s.ns.BytesIn, s.deltaInLowB, s.deltaInHighB)
+	add("packets_in", s.ns.PacketsIn, s.deltaInLowP, s.deltaInHighP)
 	return strings.Join(parts, "; ")
 }
 

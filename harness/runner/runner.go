@@ -115,6 +115,10 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 		return nil, harness.LabError(fmt.Errorf("runner: profile: %w", err))
 	}
 	rep.Profile = report.Profile{Name: prof.Name, Path: o.Profile}
+	// Emulators run in their own working directory: hand them absolute paths.
+	if abs, err := filepath.Abs(o.Firmware); err == nil {
+		o.Firmware = abs
+	}
 	fw, err := hashFile(o.Firmware)
 	if err != nil {
 		return nil, harness.LabError(fmt.Errorf("runner: firmware: %w", err))

@@ -84,7 +84,7 @@ type Session struct {
 	host    string
 	port    int
 	conLog  *os.File
-	cancel  context.CancelFunc
+	cancel  context.CancelFunc // ends the module
 	modDone chan error
 
 	mu        sync.Mutex
@@ -163,7 +163,8 @@ func Start(ctx context.Context, cfg Config) (s *Session, err error) {
 			return s, fmt.Errorf("session: %w", err)
 		}
 		s.broker, s.ownsB = b, true
-		if err := b.Start(runCtx); err != nil {
+		// Closed explicitly by Close, after the device's connections ended.
+		if err := b.Start(context.Background()); err != nil {
 			return s, harness.LabError(fmt.Errorf("session: %w", err))
 		}
 	}
@@ -585,11 +586,12 @@ func (s *Session) Close() error {
 		default:
 		}
 	}
+	// Stop the module first (its link to the broker closes), then the
+	// target, and close the broker only once the device's connections have
+	// ended: closing it while mochi still detaches a client can deadlock
+	// (mochi v2.7.9 Clients.GetByListener takes its read lock twice).
 	if s.cancel != nil {
 		s.cancel()
-	}
-	if err := s.target.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("session: close target: %w", err))
 	}
 	if s.module != nil {
 		select {
@@ -598,11 +600,17 @@ func (s *Session) Close() error {
 			errs = append(errs, errors.New("session: module did not stop"))
 		}
 	}
+	if err := s.target.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("session: close target: %w", err))
+	}
 	if s.con != nil {
 		select {
 		case <-s.con.Done():
 		case <-time.After(5 * time.Second):
 		}
+	}
+	if s.broker != nil {
+		s.waitConnsClosed(5 * time.Second)
 	}
 	if s.broker != nil && s.ownsB {
 		if err := s.broker.Close(); err != nil {
@@ -623,6 +631,33 @@ func (s *Session) Close() error {
 	s.closeErr = errors.Join(errs...)
 	s.mu.Unlock()
 	return s.closeErr
+}
+
+// waitConnsClosed waits (bounded) until every connection the broker logged
+// has its disconnect event.
+func (s *Session) waitConnsClosed(limit time.Duration) {
+	open := map[string]bool{}
+	track := func(ev broker.Event) bool {
+		switch {
+		case ev.ConnID == "":
+		case ev.Kind == broker.EventDisconnect:
+			delete(open, ev.ConnID)
+		case ev.Kind == broker.EventConnect:
+			open[ev.ConnID] = true
+		}
+		return len(open) == 0
+	}
+	rec := s.broker.Recorder()
+	last := rec.Last()
+	for _, ev := range rec.Events() {
+		track(ev)
+	}
+	if len(open) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	_, _ = rec.WaitForAfter(ctx, last, track)
 }
 
 func (s *Session) writeOut() error {

@@ -34,6 +34,18 @@ func startBroker(t *testing.T) *broker.Broker {
 	return b
 }
 
+// hangUp closes the device's connections and waits until the broker has
+// detached them: closing the broker while mochi still detaches a client can
+// deadlock (mochi v2.7.9, see Session.Close).
+func hangUp(t *testing.T, b *broker.Broker, conns ...net.Conn) {
+	t.Helper()
+	for _, c := range conns {
+		c.Close()
+	}
+	s := &Session{broker: b}
+	s.waitConnsClosed(5 * time.Second)
+}
+
 func connack(t *testing.T, c net.Conn) []byte {
 	t.Helper()
 	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
@@ -53,7 +65,6 @@ func TestDialInMemoryReachesBroker(t *testing.T) {
 
 	c, err := s.dial(ctx, DefaultEndpoint, 1883)
 	require.NoError(t, err)
-	defer c.Close()
 	assert.Equal(t, "192.0.2.100:50152", c.LocalAddr().String())
 	assert.Equal(t, "192.0.2.1:1883", c.RemoteAddr().String())
 	assert.Equal(t, []byte{0x20, 0x02, 0x00, 0x00}, connack(t, c), "CONNACK accepted")
@@ -65,11 +76,13 @@ func TestDialInMemoryReachesBroker(t *testing.T) {
 
 	c2, err := s.dial(ctx, DefaultEndpoint, 1883)
 	require.NoError(t, err)
-	defer c2.Close()
+	defer hangUp(t, b, c, c2)
 	assert.Equal(t, "192.0.2.100:50153", c2.LocalAddr().String(), "one port per link")
-	// Complete the handshake: the broker must not be closed while mochi is
-	// still establishing a connection (a race inside broker.Close).
+	// Complete the handshake and see it logged: hangUp can only wait for
+	// connections the broker has logged.
 	connack(t, c2)
+	_, err = b.WaitFor(ctx, func(e broker.Event) bool { return e.Kind == broker.EventConnect && e.ConnID != ev.ConnID })
+	require.NoError(t, err)
 
 	_, err = s.dial(ctx, DefaultEndpoint, 8883)
 	require.ErrorContains(t, err, "refused")
@@ -85,7 +98,7 @@ func TestDialOtherHostsOverTCP(t *testing.T) {
 	port, _ := strconv.Atoi(portStr)
 	c, err := s.dial(ctx, host, port)
 	require.NoError(t, err)
-	defer c.Close()
+	defer hangUp(t, b, c)
 	assert.Equal(t, []byte{0x20, 0x02, 0x00, 0x00}, connack(t, c))
 	ev, err := b.WaitFor(ctx, func(e broker.Event) bool { return e.Kind == broker.EventConnect })
 	require.NoError(t, err)
@@ -103,7 +116,7 @@ func TestBrokerClockAlignment(t *testing.T) {
 	defer cancel()
 	c, err := s.dial(ctx, DefaultEndpoint, 1883)
 	require.NoError(t, err)
-	defer c.Close()
+	defer hangUp(t, b, c)
 	connack(t, c)
 	_, err = b.WaitFor(ctx, func(e broker.Event) bool { return e.Kind == broker.EventConnect })
 	require.NoError(t, err)
