@@ -241,9 +241,12 @@ func (b *Broker) Close() error {
 			c.setEnd(ReasonServerDisconnect, "broker closed", "")
 			_ = c.raw.Close()
 		}
-		_ = b.srv.Close()
+		// Let every connection goroutine finish before stopping mochi:
+		// mochi v2.7.9's Close takes the clients' read lock twice and
+		// deadlocks against a client being removed at the same moment.
 		b.cancel()
 		b.connWG.Wait()
+		_ = b.srv.Close()
 		close(b.stop)
 		b.bgWG.Wait()
 		b.closeErr = b.rec.Close()

@@ -151,8 +151,13 @@ type statsSample struct {
 	// the cut may not have been counted yet.
 	deltaInLowB, deltaInLowP   uint64
 	deltaInHighB, deltaInHighP uint64
-	cumInLowB, cumInLP         uint64
-	firstAfterBoot             bool
+	// lostBaselines are the other deltas the firmware may have measured
+	// from: when the link dropped after the previous report, a report it
+	// built then may never have reached the broker, yet it moved the
+	// firmware's baseline to some point before the drop.
+	lostBaselines      []linkCounters
+	cumInLowB, cumInLP uint64
+	firstAfterBoot     bool
 }
 
 // samples pairs every accepted report carrying network_stats with the
@@ -194,6 +199,11 @@ func (c *Capture) statsSamples() (out []statsSample, reason string) {
 				pb, pp = c.windowRecv(prevCut, minLink)
 			}
 			s.deltaInHighB, s.deltaInHighP = s.delta.bytesIn+pb, s.delta.pktsIn+pp
+			if !first {
+				for _, x := range c.lostReportPoints(prevCut, cut) {
+					s.lostBaselines = append(s.lostBaselines, c.counters(x, cut, minLink))
+				}
+			}
 			s.cumInLowB, s.cumInLP = sub(s.cumulative.bytesIn, wb), sub(s.cumulative.pktsIn, wp)
 			out = append(out, s)
 		}
@@ -222,7 +232,36 @@ func (s statsSample) matches(k linkCounters, inLowB, inLowP, inHighB, inHighP ui
 }
 
 func (s statsSample) matchesDelta() bool {
-	return s.matches(s.delta, s.deltaInLowB, s.deltaInLowP, s.deltaInHighB, s.deltaInHighP)
+	if s.matches(s.delta, s.deltaInLowB, s.deltaInLowP, s.deltaInHighB, s.deltaInHighP) {
+		return true
+	}
+	for _, d := range s.lostBaselines {
+		if s.matches(d, d.bytesIn, d.pktsIn, d.bytesIn, d.pktsIn) {
+			return true
+		}
+	}
+	return false
+}
+
+// lostReportPoints lists the link-event indexes in (prevCut, close] where
+// the firmware may have built a report that was lost with the link: only
+// when a link closed between the previous report and this one.
+func (c *Capture) lostReportPoints(prevCut, cut int) []int {
+	closeIdx := -1
+	for i := prevCut + 1; i < cut && i < len(c.Link); i++ {
+		if c.Link[i].Kind == LinkClose {
+			closeIdx = i
+			break
+		}
+	}
+	if closeIdx < 0 {
+		return nil
+	}
+	var out []int
+	for i := prevCut + 1; i <= closeIdx; i++ {
+		out = append(out, i)
+	}
+	return out
 }
 
 func (s statsSample) matchesCumulative() bool {

@@ -187,3 +187,35 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestLostReportAtLinkDrop: a report the firmware built right before the
+// broker dropped the link never reached the broker; the next report's delta
+// starts from that lost report, which the oracle accepts, while an
+// inflated figure still fails.
+func TestLostReportAtLinkDrop(t *testing.T) {
+	for _, inflate := range []bool{false, true} {
+		d := newDevice(t)
+		d.phase("normal")
+		d.connect()
+		for i := 0; i < 4; i++ {
+			d.report()
+			d.advance(time.Second)
+		}
+		// The device builds a report whose send dies with the link: its
+		// counters move, the broker sees nothing.
+		d.base = d.counted
+		d.kick()
+		d.advance(1200 * time.Millisecond)
+		d.connect()
+		d.inflate = inflate
+		d.report()
+		d.advance(time.Second)
+		d.c.End = d.now
+		st, res := statuses(t, d.c)
+		if inflate {
+			assert.Equal(t, StatusFail, st["DD-A02"])
+		} else {
+			assert.Equal(t, StatusPass, st["DD-A02"], "%v", findingsOf(res, "DD-A02"))
+		}
+	}
+}

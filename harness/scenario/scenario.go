@@ -144,7 +144,9 @@ func (r *runner) awaitAfter(ctx context.Context, phase string, mark uint64, n in
 	wctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	start := time.Now()
-	got, err := r.s.WaitReportsAfter(wctx, mark, n, r.thing)
+	// Any thing counts: a device that reports for the wrong thing is still
+	// reporting, and DD-S01/DD-X02 judge the topic.
+	got, err := r.s.WaitReportsAfter(wctx, mark, n, "")
 	switch {
 	case err == nil:
 		r.logf("phase %s: %d report(s) in %s", phase, len(got), time.Since(start).Round(10*time.Millisecond))
