@@ -10,26 +10,38 @@ TESTFLAGS ?=
 # Debian packages the harness and its tests use; `make deps` installs the missing ones.
 APT_PKGS  := qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi openocd socat chromium make
 APT_BINS  := qemu-system-arm arm-none-eabi-gcc openocd socat chromium
+# What building the firmware alone needs (users' CI jobs that only build it).
+FW_PKGS   := gcc-arm-none-eabi libnewlib-arm-none-eabi make
+FW_BINS   := arm-none-eabi-gcc
 
-.PHONY: all deps firmware build test test-short demo run renode hil bench fuzz checks-doc vet clean
+# apt_install installs $(1) when one of the commands $(2) is missing.
+define apt_install
+	@missing=""; for b in $(2); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	[ -f /usr/lib/arm-none-eabi/newlib/libc.a ] || [ -f /usr/lib/arm-none-eabi/lib/libc.a ] || missing="$$missing newlib"; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: missing:$$missing; installing $(1)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	    echo "deps: not root and no sudo: install $(1) by hand" >&2; exit 3; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(1); \
+	fi
+endef
+
+.PHONY: all deps deps-firmware firmware build test test-short demo run renode hil bench fuzz checks-doc vet clean
 
 all: build firmware
 
 ## deps: install missing Debian packages (apt-get, as root or through sudo) and Go modules.
 deps:
-	@missing=""; for b in $(APT_BINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
-	[ -f /usr/lib/arm-none-eabi/newlib/libc.a ] || [ -d /usr/lib/arm-none-eabi/newlib ] || missing="$$missing newlib"; \
-	if [ -n "$$missing" ]; then \
-	  echo "deps: missing:$$missing; installing $(APT_PKGS)"; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
-	    echo "deps: not root and no sudo: install $(APT_PKGS) by hand" >&2; exit 3; fi; \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PKGS); \
-	fi
+	$(call apt_install,$(APT_PKGS),$(APT_BINS))
 	@command -v $(GO) >/dev/null || { echo "deps: Go 1.26 is required (https://go.dev/dl)" >&2; exit 3; }
 	$(GO) mod download
 
+## deps-firmware: only the cross compiler and newlib.
+deps-firmware:
+	$(call apt_install,$(FW_PKGS),$(FW_BINS))
+
 ## firmware: build the reference agent for every board profile.
-firmware: deps
+firmware: deps-firmware
 	$(MAKE) -C firmware
 
 ## build: the ddhil binary.
