@@ -12,6 +12,7 @@ import (
 
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/profile"
+	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/runner"
 )
 
@@ -71,6 +72,20 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return exitLab, harness.LabError(err)
 	}
+	judged := false
+	for _, c := range rep.Checks {
+		judged = judged || c.Status != "error"
+	}
+	if judged {
+		printSummary(stdout, rep)
+	}
+	abs, _ := filepath.Abs(filepath.Join(o.OutDir, "report.html"))
+	fmt.Fprintf(stdout, "\nverdict: %s (%s)\nreport:  %s\n", strings.ToUpper(string(rep.Verdict())), rep.VerdictReason(), abs)
+	return rep.ExitCode(), nil
+}
+
+// printSummary prints one line per check and its first findings.
+func printSummary(stdout io.Writer, rep *report.Report) {
 	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "%-7s %-5s %-4s %s\n", "CHECK", "SEV", "RES", "TITLE")
 	for _, c := range rep.Checks {
@@ -83,9 +98,6 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 			fmt.Fprintf(stdout, "                  - %s\n", f.Message)
 		}
 	}
-	abs, _ := filepath.Abs(filepath.Join(o.OutDir, "report.html"))
-	fmt.Fprintf(stdout, "\nverdict: %s (%s)\nreport:  %s\n", strings.ToUpper(string(rep.Verdict())), rep.VerdictReason(), abs)
-	return rep.ExitCode(), nil
 }
 
 func splitList(s string) []string {

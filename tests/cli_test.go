@@ -1,0 +1,148 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ddhil/ddhil/harness/qemu"
+)
+
+// buildDDHIL compiles the CLI once per test binary.
+func buildDDHIL(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ddhil")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/ddhil")
+	cmd.Dir = repoRoot()
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
+
+// privateELF copies the firmware to a unique path, so the test can tell its
+// own QEMU from any other test's with pgrep.
+func privateELF(t *testing.T) string {
+	t.Helper()
+	src := firmwareELF(t, "qemu-netduinoplus2")
+	b, err := os.ReadFile(src)
+	require.NoError(t, err)
+	dst := filepath.Join(t.TempDir(), "ddagent-"+strings.ReplaceAll(t.Name(), "/", "_")+".elf")
+	require.NoError(t, os.WriteFile(dst, b, 0o644))
+	return dst
+}
+
+func processesWith(t *testing.T, needle string) string {
+	t.Helper()
+	out, _ := exec.Command("pgrep", "-af", needle).Output()
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" && !strings.Contains(l, "pgrep") {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestCtrlCWritesPartialReport: SIGINT in the middle of `ddhil run` still
+// writes a report marked incomplete, exits with the lab/incomplete code 3,
+// and leaves no QEMU behind.
+func TestCtrlCWritesPartialReport(t *testing.T) {
+	if err := qemu.Probe(""); err != nil {
+		t.Skip(err.Error())
+	}
+	bin, elf, out := buildDDHIL(t), privateELF(t), t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run", "--firmware", elf, "--out", out, "--no-screenshot",
+		"--profile", filepath.Join(repoRoot(), "fixtures", "profiles", "ddagent.yaml"))
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+
+	// Interrupt once the normal phase has produced its first reports.
+	sc := bufio.NewScanner(stdout)
+	interrupted := false
+	for sc.Scan() {
+		line := sc.Text()
+		t.Log(line)
+		if !interrupted && strings.Contains(line, "scenario:") {
+			require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+			interrupted = true
+		}
+	}
+	_, _ = io.Copy(io.Discard, stdout)
+	err = cmd.Wait()
+	require.True(t, interrupted, "the run never reached the scenario")
+	var exit *exec.ExitError
+	require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
+	assert.Equal(t, 3, exit.ExitCode())
+
+	b, err := os.ReadFile(filepath.Join(out, "report.json"))
+	require.NoError(t, err)
+	var rep struct {
+		Verdict string `json:"verdict"`
+		Run     struct {
+			Incomplete       bool   `json:"incomplete"`
+			IncompleteReason string `json:"incomplete_reason"`
+		} `json:"run"`
+	}
+	require.NoError(t, json.Unmarshal(b, &rep))
+	assert.True(t, rep.Run.Incomplete)
+	assert.Contains(t, rep.Run.IncompleteReason, "interrupted")
+	assert.Equal(t, "error", rep.Verdict)
+	for _, f := range []string{"report.html", "junit.xml", "report.md", "console.log", "events.jsonl"} {
+		assert.FileExists(t, filepath.Join(out, f))
+	}
+	assert.Empty(t, processesWith(t, elf), "a QEMU of this run survived")
+}
+
+// TestRunExitCodes: a clean run exits 0, a run with a fault exits 1, a
+// missing emulator exits 3 (a lab error, never a check failure).
+func TestRunExitCodes(t *testing.T) {
+	if err := qemu.Probe(""); err != nil {
+		t.Skip(err.Error())
+	}
+	bin, elf := buildDDHIL(t), privateELF(t)
+	profile := filepath.Join(repoRoot(), "fixtures", "profiles", "ddagent.yaml")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"pass", []string{"--only", "DD-S03,DD-I01", "--periods", "3"}, 0},
+		{"fail", []string{"--only", "DD-S03,DD-I01", "--periods", "3", "--fault", "bad-version"}, 1},
+		{"lab", []string{"--qemu", "/nonexistent/qemu-system-arm"}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			args := append([]string{"run", "--firmware", elf, "--profile", profile, "--out", out, "--no-screenshot"}, tc.args...)
+			b, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+			code := 0
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				code = exit.ExitCode()
+			} else {
+				require.NoError(t, err)
+			}
+			assert.Equal(t, tc.code, code, "%s", b)
+			assert.FileExists(t, filepath.Join(out, "report.json"))
+			assert.Contains(t, string(b), "report:")
+		})
+	}
+	assert.Empty(t, processesWith(t, elf))
+}
