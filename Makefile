@@ -65,6 +65,9 @@ demo: deps firmware build
 ## run: alias of demo with overridable OUT/PERIODS/ARGS.
 run: demo
 
+# The Renode and board suites keep their run folders (reports) under run/.
+renode hil: export DDHIL_OUT ?= $(CURDIR)/run
+
 ## renode: the conformance suite on Renode (local binary via RENODE=path, or Docker image via RENODE_IMAGE).
 renode: firmware
 	$(GO) test -count=1 -timeout 30m ./tests/... -args -ddhil.target=renode $(if $(RENODE),-ddhil.renode=$(RENODE)) $(if $(RENODE_IMAGE),-ddhil.renode-image=$(RENODE_IMAGE))

@@ -351,3 +351,36 @@ func TestExtractors(t *testing.T) {
 	}
 	assert.False(t, makeTargets(t)["no-such-target"])
 }
+
+// DDHIL_OUT in a template is the run folder the suites write into
+// ($DDHIL_OUT/<run>, tests/targets_renode_test.go): absolute (go test runs
+// in each package's directory) and the run/ that the templates collect.
+func TestRunFolderIsWhereTheSuitesWrite(t *testing.T) {
+	cases := []struct {
+		file, envKey, want string
+	}{
+		{"github/renode.yml", "env", "${{ github.workspace }}/run"},
+		{"github/hil-self-hosted.yml", "env", "${{ github.workspace }}/run"},
+		{"gitlab/.gitlab-ci.yml", "variables", "$CI_PROJECT_DIR/run"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file, func(t *testing.T) {
+			doc := load(t, tc.file)
+			env := asMap(t, doc[tc.envKey], tc.envKey)
+			assert.Equal(t, tc.want, env["DDHIL_OUT"])
+			text := strings.Join(allStrings(doc), "\n")
+			assert.Contains(t, text, "run/**/junit.xml", "JUnit collected from every run folder")
+		})
+	}
+	readers := 0
+	files, err := filepath.Glob(filepath.Join(repoRoot, "tests", "*_test.go"))
+	require.NoError(t, err)
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		if strings.Contains(string(raw), `os.Getenv("DDHIL_OUT")`) {
+			readers++
+		}
+	}
+	assert.Positive(t, readers, "a suite in tests/ writes its run folder under $DDHIL_OUT")
+}

@@ -59,6 +59,7 @@ func processesWith(t *testing.T, needle string) string {
 // writes a report marked incomplete, exits with the lab/incomplete code 3,
 // and leaves no QEMU behind.
 func TestCtrlCWritesPartialReport(t *testing.T) {
+	skipUnlessQEMU(t)
 	if err := qemu.Probe(""); err != nil {
 		t.Skip(err.Error())
 	}
@@ -112,6 +113,7 @@ func TestCtrlCWritesPartialReport(t *testing.T) {
 // TestRunExitCodes: a clean run exits 0, a run with a fault exits 1, a
 // missing emulator exits 3 (a lab error, never a check failure).
 func TestRunExitCodes(t *testing.T) {
+	skipUnlessQEMU(t)
 	if err := qemu.Probe(""); err != nil {
 		t.Skip(err.Error())
 	}
@@ -145,4 +147,12 @@ func TestRunExitCodes(t *testing.T) {
 		})
 	}
 	assert.Empty(t, processesWith(t, elf))
+}
+
+// skipUnlessQEMU keeps the QEMU-only CLI tests out of Renode and board runs.
+func skipUnlessQEMU(t *testing.T) {
+	t.Helper()
+	if targetName() != "qemu" {
+		t.Skipf("runs the reference firmware in QEMU (target %s selected)", targetName())
+	}
 }

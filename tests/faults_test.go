@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -23,14 +22,14 @@ import (
 // report. The run folder is kept under $DDHIL_OUT (when set) for reviewers.
 func runConformance(t *testing.T, name string, faults ...string) *report.Report {
 	t.Helper()
+	if targetName() != "qemu" {
+		t.Skipf("the fault proofs run the reference firmware in QEMU (target %s selected)", targetName())
+	}
 	if err := qemu.Probe(""); err != nil {
 		t.Skip(err.Error())
 	}
 	elf := firmwareELF(t, "qemu-netduinoplus2")
-	out := filepath.Join(t.TempDir(), name)
-	if base := os.Getenv("DDHIL_OUT"); base != "" {
-		out = filepath.Join(base, "faults", name)
-	}
+	out := keptRunDir(t, filepath.Join("faults", name))
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	rep, err := runner.Run(ctx, runner.Options{

@@ -24,7 +24,7 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("run", stderr)
 	o := runner.Options{}
 	fs.StringVar(&o.Target, "target", "qemu", "target: qemu | renode | board")
-	fs.StringVar(&o.Firmware, "firmware", "firmware/build/qemu-netduinoplus2/ddagent.elf", "firmware ELF")
+	fs.StringVar(&o.Firmware, "firmware", "", "firmware ELF (default: the reference agent's build for the target: firmware/build/<profile>/ddagent.elf)")
 	fs.StringVar(&o.Profile, "profile", "fixtures/profiles/ddagent.yaml", "device profile (YAML)")
 	fs.StringVar(&o.OutDir, "out", "run/latest", "output folder for the reports")
 	fs.IntVar(&o.Periods, "periods", 5, "report intervals observed in the normal phase")
@@ -49,6 +49,9 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if fs.NArg() > 0 {
 		return exitUsage, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if o.Firmware == "" {
+		o.Firmware = defaultFirmware[o.Target]
 	}
 	o.Only = splitList(*only)
 	o.Faults = splitList(*faults)
@@ -98,6 +101,15 @@ func printSummary(stdout io.Writer, rep *report.Report) {
 			fmt.Fprintf(stdout, "                  - %s\n", f.Message)
 		}
 	}
+}
+
+// defaultFirmware is the reference agent's build for each target: the
+// builds differ in their clock set-up (QEMU's fixed 168 MHz SysTick,
+// Renode's 72 MHz, a real board's PLL).
+var defaultFirmware = map[string]string{
+	"qemu":   "firmware/build/qemu-netduinoplus2/ddagent.elf",
+	"renode": "firmware/build/renode-stm32f4disc/ddagent.elf",
+	"board":  "firmware/build/nucleo-f446re/ddagent.elf",
 }
 
 func splitList(s string) []string {

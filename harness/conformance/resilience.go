@@ -72,7 +72,9 @@ func checkBackoff(c *Capture) Outcome {
 				if reports[j].At() >= t+period/2 {
 					break
 				}
-				if reports[j].Thing == c.Thing && !c.restartBetween(t, reports[j].At()) {
+				// A reset or reconnect the harness caused (even one that raced
+				// the response) explains a quick report.
+				if reports[j].Thing == c.Thing && !c.restartBetween(r.At(), reports[j].At()) {
 					storm = append(storm, round(reports[j].At()-t).String())
 				}
 			}

@@ -32,12 +32,14 @@ type Profile struct {
 	Defaults       map[string]string `yaml:"defaults"` // variable defaults, overridden per run
 	ProvisionSteps []Step            `yaml:"provision"`
 	CommitSteps    []Step            `yaml:"commit"`
+	PKISteps       []PKIStep         `yaml:"pki"`   // after commit: on-device keys, CSR signed by the lab CA (pki.go)
 	ResetStep      *Step             `yaml:"reset"` // console-driven reset; nil: the target's reset only
 	FaultStep      *Step             `yaml:"fault"` // uses {{fault}} and {{state}} (on|off)
 	Markers        Markers           `yaml:"markers"`
 	Expect         Expect            `yaml:"expectations"`
 
-	path string
+	path   string
+	signer Signer // set by WithSigner; the pki steps need it
 }
 
 // Console describes the CLI.
@@ -52,6 +54,9 @@ type Console struct {
 	// SyncEmptyLine: an empty line makes the CLI print a fresh prompt, so
 	// Provision can sync on it before the first command.
 	SyncEmptyLine bool `yaml:"sync_empty_line"`
+	// SyncCtrlC: Ctrl-C (0x03) clears the input line and prints CR LF and a
+	// fresh prompt (the STM32 reference CLI, which ignores empty lines).
+	SyncCtrlC bool `yaml:"sync_ctrl_c"`
 }
 
 // Boot describes how a (re)boot shows on the console.
@@ -68,6 +73,10 @@ type Step struct {
 	Timeout Duration `yaml:"timeout"` // default 5 s
 	// Optional skips the step when one of its variables has no value.
 	Optional bool `yaml:"optional"`
+	// Markers are patterns (placeholders replaced quoted) that must show on
+	// the console, in this order, between sending and the line matching
+	// Expect, e.g. the stages of a reboot. Several may match one line.
+	Markers []string `yaml:"markers"`
 }
 
 // Markers are log-line patterns with named groups the session uses.
@@ -77,6 +86,11 @@ type Markers struct {
 	ReportRejected  string `yaml:"report_rejected"`  // groups: id, code
 	Connected       string `yaml:"connected"`
 	Disconnected    string `yaml:"disconnected"`
+	// ReportSending marks a report being published by firmware that logs
+	// no report id (report_published needs one); no groups required.
+	ReportSending string `yaml:"report_sending"`
+	// ReportUnanswered: the firmware gave up waiting for a response.
+	ReportUnanswered string `yaml:"report_unanswered"`
 }
 
 // Expect is the expectations block; string fields may hold placeholders.
@@ -156,7 +170,8 @@ func (p *Profile) check() error {
 		"console.value_pattern": p.Console.ValuePattern, "boot.marker": p.Boot.Marker,
 		"markers.report_published": p.Markers.ReportPublished, "markers.report_accepted": p.Markers.ReportAccepted,
 		"markers.report_rejected": p.Markers.ReportRejected, "markers.connected": p.Markers.Connected,
-		"markers.disconnected": p.Markers.Disconnected,
+		"markers.disconnected": p.Markers.Disconnected, "markers.report_sending": p.Markers.ReportSending,
+		"markers.report_unanswered": p.Markers.ReportUnanswered,
 	} {
 		if pat == "" {
 			continue
@@ -191,7 +206,16 @@ func (p *Profile) check() error {
 			if _, err := regexp.Compile(placeholder.ReplaceAllString(s.Expect, "x")); err != nil {
 				errs = append(errs, fmt.Errorf("%s step %d (%s): expect: %w", group, i+1, s.Name, err))
 			}
+			for j, m := range s.Markers {
+				if _, err := regexp.Compile(placeholder.ReplaceAllString(m, "x")); err != nil {
+					errs = append(errs, fmt.Errorf("%s step %d (%s): marker %d: %w", group, i+1, s.Name, j+1, err))
+				}
+			}
 		}
+	}
+	errs = append(errs, p.checkPKI()...)
+	if p.Console.SyncEmptyLine && p.Console.SyncCtrlC {
+		errs = append(errs, errors.New("console: sync_empty_line and sync_ctrl_c exclude each other"))
 	}
 	switch p.Expect.Transport {
 	case "", "module", "network":
@@ -321,10 +345,60 @@ func (p *Profile) run(ctx context.Context, c *console.Console, group string, i i
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
+	var markers []*regexp.Regexp
+	for _, m := range s.Markers {
+		v, _ := expand(m, vars, true) // the same variables as send/expect
+		mre, err := regexp.Compile(v)
+		if err != nil {
+			return &StepError{Profile: p.Name, Group: group, Step: name, Send: send, Err: err, Tail: "  (not sent)\n"}
+		}
+		markers = append(markers, mre)
+	}
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	start := c.Mark()
 	if _, err := c.Command(sctx, send, re); err != nil {
 		return &StepError{Profile: p.Name, Group: group, Step: name, Send: send, Err: err, Tail: c.Tail(10)}
+	}
+	if missing := missingMarker(c.Lines(), start, send, re, markers); missing != nil {
+		return &StepError{Profile: p.Name, Group: group, Step: name, Send: send,
+			Err: fmt.Errorf("marker %q did not show (in order) before the line matching %q", missing.String(), re.String()), Tail: c.Tail(10)}
+	}
+	return nil
+}
+
+// missingMarker checks that markers appear in order in the lines after
+// start (the command's echo excluded) up to the first line matching end;
+// it returns the first marker that did not.
+func missingMarker(lines []console.Line, start uint64, send string, end *regexp.Regexp, markers []*regexp.Regexp) *regexp.Regexp {
+	if len(markers) == 0 {
+		return nil
+	}
+	next := 0
+	echo := false
+	for _, l := range lines {
+		if l.Seq <= start || next == len(markers) {
+			continue
+		}
+		text := l.Text
+		if !echo && !l.Log && strings.TrimSpace(text) == strings.TrimSpace(send) {
+			echo = true
+			continue
+		}
+		for next < len(markers) {
+			loc := markers[next].FindStringIndex(text)
+			if loc == nil {
+				break
+			}
+			text = text[loc[1]:]
+			next++
+		}
+		if end.MatchString(l.Text) {
+			break
+		}
+	}
+	if next < len(markers) {
+		return markers[next]
 	}
 	return nil
 }
@@ -341,21 +415,27 @@ func dedupe(s []string) []string {
 }
 
 // Sync makes sure the CLI is at its prompt: with sync_empty_line it sends an
-// empty line and waits for the fresh prompt; else it is satisfied when the
-// console shows the prompt or waits for one.
+// empty line, with sync_ctrl_c a Ctrl-C, and waits for the fresh prompt;
+// else it is satisfied when the console shows the prompt or waits for one.
 func (p *Profile) Sync(ctx context.Context, c *console.Console) error {
 	if p.Console.Prompt == "" {
 		return nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if !p.Console.SyncEmptyLine && c.AtPrompt() {
+	if !p.Console.SyncEmptyLine && !p.Console.SyncCtrlC && c.AtPrompt() {
 		return nil
 	}
-	if p.Console.SyncEmptyLine {
+	switch {
+	case p.Console.SyncEmptyLine:
 		c.Skip(c.Mark())
 		if err := c.Send(""); err != nil {
 			return &StepError{Profile: p.Name, Group: "sync", Step: "empty line", Err: err, Tail: c.Tail(10)}
+		}
+	case p.Console.SyncCtrlC:
+		c.Skip(c.Mark())
+		if _, err := c.Write([]byte{0x03}); err != nil {
+			return &StepError{Profile: p.Name, Group: "sync", Step: "Ctrl-C", Err: fmt.Errorf("console: %w", err), Tail: c.Tail(10)}
 		}
 	}
 	if err := c.ExpectPrompt(sctx); err != nil {
@@ -378,7 +458,8 @@ func (p *Profile) Provision(ctx context.Context, c *console.Console, vars Vars) 
 	return nil
 }
 
-// Configure syncs with the CLI and runs the provision and commit steps.
+// Configure syncs with the CLI and runs the provision, commit and pki steps
+// (the pki steps need a Signer: WithSigner).
 func (p *Profile) Configure(ctx context.Context, c *console.Console, vars Vars) error {
 	vars = p.merged(vars)
 	if err := p.checkValues(vars); err != nil {
@@ -397,7 +478,7 @@ func (p *Profile) Configure(ctx context.Context, c *console.Console, vars Vars) 
 			return err
 		}
 	}
-	return nil
+	return p.runPKI(ctx, c, vars)
 }
 
 // ConsoleReset runs the reset step (its expect is usually the boot marker);
@@ -460,6 +541,10 @@ func (p *Profile) Marker(name string) *regexp.Regexp {
 		s = p.Markers.Connected
 	case "disconnected":
 		s = p.Markers.Disconnected
+	case "report_sending":
+		s = p.Markers.ReportSending
+	case "report_unanswered":
+		s = p.Markers.ReportUnanswered
 	case "boot":
 		s = p.Boot.Marker
 	}

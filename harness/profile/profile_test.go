@@ -32,13 +32,15 @@ func loadFixture(t *testing.T) *Profile {
 
 // fakeAgent plays the reference agent's CLI as docs/firmware-console.md and
 // firmware/src/cli.c describe it (echo, CR LF replies, "> " prompt, log
-// lines, conf set/commit, reset with a boot banner, fault).
+// lines, conf set/commit, listen, reset with a boot banner, fault).
 type fakeAgent struct {
 	conn   net.Conn
 	mu     sync.Mutex
 	staged map[string]string
 	saved  map[string]string
 	faults map[string]bool
+	tcp    []string
+	udp    []string
 	boots  int
 	lines  []string
 }
@@ -107,6 +109,16 @@ func (f *fakeAgent) exec(line string) {
 		} else {
 			f.w(a[2] + "=\"" + a[3] + "\"\r\n")
 		}
+	case len(a) == 2 && line == "listen clear":
+		f.tcp, f.udp = nil, nil
+		f.listen()
+	case len(a) == 3 && a[0] == "listen" && (a[1] == "tcp" || a[1] == "udp"):
+		if a[1] == "tcp" {
+			f.tcp = append(f.tcp, a[2])
+		} else {
+			f.udp = append(f.udp, a[2])
+		}
+		f.listen()
 	case line == "conf commit":
 		for k, v := range f.staged {
 			f.saved[k] = v
@@ -128,6 +140,10 @@ func (f *fakeAgent) exec(line string) {
 	}
 }
 
+func (f *fakeAgent) listen() {
+	f.w("listen: tcp=[" + strings.Join(f.tcp, ",") + "] udp=[" + strings.Join(f.udp, ",") + "]\r\n")
+}
+
 func startAgent(t *testing.T, p *Profile) (*console.Console, *fakeAgent) {
 	t.Helper()
 	host, dev := net.Pipe()
@@ -146,7 +162,7 @@ func ctx5(t *testing.T) context.Context {
 func TestFixtureLoads(t *testing.T) {
 	p := loadFixture(t)
 	assert.Equal(t, "ddagent", p.Name)
-	assert.Len(t, p.ProvisionSteps, 8)
+	assert.Len(t, p.ProvisionSteps, 12)
 	require.NotNil(t, p.ResetStep)
 	require.NotNil(t, p.FaultStep)
 	re := p.Marker("report_published")
@@ -172,6 +188,8 @@ func TestProvision(t *testing.T) {
 		"thing_name": "dut-1", "mqtt_endpoint": "192.0.2.1", "mqtt_port": "1883", "wifi_ssid": "ddhil",
 		"wifi_credential": "ddhil-pass", "report_period_ms": "1000", "report_format": "cbor", "report_keys": "short",
 	}, f.saved)
+	assert.Equal(t, []string{"8883", "5001"}, f.tcp)
+	assert.Equal(t, []string{"5353"}, f.udp)
 	assert.Equal(t, 2, f.boots, "provisioning ends with a reset")
 	assert.Equal(t, "reset", f.lines[len(f.lines)-1])
 }
@@ -256,7 +274,7 @@ func TestExpectations(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2*time.Second, e.TestPeriod)
 	assert.Equal(t, 300*time.Second, e.ProductionPeriod)
-	assert.Equal(t, 15*time.Second, e.FirstReportBound)
+	assert.Equal(t, 5*time.Second, e.FirstReportBound)
 	assert.Equal(t, "module", e.Transport)
 	assert.Equal(t, "192.0.2.1:1883", e.Endpoint)
 	assert.InDelta(t, 0.10, e.Tolerance, 1e-9)

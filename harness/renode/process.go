@@ -307,7 +307,7 @@ func (t *Target) startContainer(ctx context.Context) error {
 		Ready:          ready,
 		StartupTimeout: timeout,
 		Log:            t.log,
-		PullHint:       "; `docker pull " + t.image + "` where a registry is reachable, or pass another image (-ddhil.renode-image) or a local binary (-ddhil.renode)",
+		PullHint:       "; `docker pull " + t.image + "` where a registry is reachable, or pass another image (ddhil run --renode-image; go test -ddhil.renode-image) or a local binary (--renode; -ddhil.renode)",
 	})
 	if err != nil {
 		return fmt.Errorf("renode: %w%s", err, t.log.tail())

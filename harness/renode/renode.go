@@ -99,7 +99,9 @@ type Target struct {
 	ctl       controller
 	console   net.Conn
 	transport net.Conn
-	info      harness.Info
+
+	infoMu sync.Mutex
+	info   harness.Info
 
 	closeOnce sync.Once
 	closeErr  error
@@ -153,7 +155,7 @@ func New(cfg Config) (*Target, error) {
 	case cfg.Binary != "":
 		t.mode = "local"
 		if t.binary, err = exec.LookPath(cfg.Binary); err != nil {
-			return nil, harness.LabError(fmt.Errorf("renode: binary %q: %w", cfg.Binary, err))
+			return nil, harness.LabError(fmt.Errorf("renode: binary %q: %w%s", cfg.Binary, err, installHint))
 		}
 	case cfg.Image != "":
 		t.mode, t.image = "container", cfg.Image
@@ -164,6 +166,17 @@ func New(cfg Config) (*Target, error) {
 			t.mode, t.image = "container", DefaultImage
 		}
 	}
+	t.info = harness.Info{Kind: "renode", Name: cfg.Machine, Firmware: cfg.Firmware,
+		Extra: map[string]string{"mode": t.mode, "control": t.control(), "platform": t.platformName()}}
+	if t.binary != "" {
+		t.info.Extra["binary"] = t.binary
+	}
+	if t.image != "" {
+		t.info.Extra["image"] = t.image
+	}
+	if cfg.Resc != "" {
+		t.info.Extra["resc"] = cfg.Resc
+	}
 	return t, nil
 }
 
@@ -173,8 +186,8 @@ var dockerAvailable = container.Available
 
 // installHint is appended to errors when Renode cannot be run at all.
 const installHint = "; install Renode (https://renode.io: renode_1.16.1_amd64.deb or the portable build) and pass its path " +
-	"(-ddhil.renode=PATH, DDHIL_RENODE), or start a Docker engine that can pull " + DefaultImage +
-	" (-ddhil.renode-image=IMAGE, DDHIL_RENODE_IMAGE)"
+	"(ddhil run --renode PATH; go test: -ddhil.renode=PATH or DDHIL_RENODE), or start a Docker engine that can pull " + DefaultImage +
+	" (ddhil run --renode-image IMAGE; go test: -ddhil.renode-image=IMAGE or DDHIL_RENODE_IMAGE)"
 
 // Probe says whether Renode can run with cfg here, and how; the error is a
 // reason to skip (it wraps harness.ErrLab).
@@ -225,17 +238,9 @@ func (t *Target) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	t.info = harness.Info{Kind: "renode", Name: t.cfg.Machine, Version: parseVersion(version), Firmware: t.cfg.Firmware,
-		Extra: map[string]string{"mode": t.mode, "control": t.control(), "platform": t.platformName()}}
-	if t.binary != "" {
-		t.info.Extra["binary"] = t.binary
-	}
-	if t.image != "" {
-		t.info.Extra["image"] = t.image
-	}
-	if t.cfg.Resc != "" {
-		t.info.Extra["resc"] = t.cfg.Resc
-	}
+	t.infoMu.Lock()
+	t.info.Version = parseVersion(version)
+	t.infoMu.Unlock()
 	if _, err := t.execute(ctx, "include @"+t.scriptPath()); err != nil {
 		return err
 	}
@@ -413,8 +418,18 @@ func (t *Target) Reset(ctx context.Context) error {
 	return nil
 }
 
-// Info describes the running Renode.
-func (t *Target) Info() harness.Info { return t.info }
+// Info describes the target; Version is known once Start has asked
+// Renode (it stays set after Close, for reports of failed runs).
+func (t *Target) Info() harness.Info {
+	t.infoMu.Lock()
+	defer t.infoMu.Unlock()
+	info := t.info
+	info.Extra = make(map[string]string, len(t.info.Extra))
+	for k, v := range t.info.Extra {
+		info.Extra[k] = v
+	}
+	return info
+}
 
 // Close stops Renode (StopRemoteServer or quit, then the process or
 // container is reaped or removed) and deletes the work dir. Safe to call

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -360,4 +361,86 @@ func TestContainerImageMissing(t *testing.T) {
 	assert.ErrorIs(t, err, container.ErrImageMissing)
 	assert.Contains(t, err.Error(), "docker pull ddhil-test/no-such-renode:0")
 	require.NoError(t, tgt.Close())
+}
+
+// qemuLauncher runs the fake in QEMU mode (fakerenode.QEMUEnv): the loaded
+// ELF runs in a real qemu-system-arm behind the fake's socket terminals.
+func qemuLauncher(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("qemu-system-arm")
+	if err != nil {
+		t.Skip("qemu-system-arm not installed (apt-get install qemu-system-arm)")
+	}
+	return launcher(t, fmt.Sprintf(`DDHIL_FAKE_RENODE=1 %s=%q exec "$FAKE" "$@"`, fakerenode.QEMUEnv, bin))
+}
+
+// buildEchoFirmware compiles container/testdata/fw/echo_irq.c (the probe
+// firmware of the Renode recordings: "echo ready", then an RXNE-interrupt
+// echo on USART2; it also runs on QEMU's netduinoplus2).
+func buildEchoFirmware(t *testing.T) string {
+	t.Helper()
+	gcc, err := exec.LookPath("arm-none-eabi-gcc")
+	if err != nil {
+		t.Skip("arm-none-eabi-gcc not installed (apt-get install gcc-arm-none-eabi)")
+	}
+	out := filepath.Join(t.TempDir(), "echo_irq.elf")
+	fw := filepath.Join("container", "testdata", "fw")
+	cmd := exec.Command(gcc, "-mcpu=cortex-m4", "-mthumb", "-Os", "-ffreestanding", "-fno-builtin", "-std=c11",
+		"-nostdlib", "-T", filepath.Join(fw, "stm32f4.ld"), "-Wl,--gc-sections", "-o", out,
+		filepath.Join(fw, "startup.c"), filepath.Join(fw, "echo_irq.c"), "-lgcc")
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	return out
+}
+
+var qemuPidRE = regexp.MustCompile(`cpu: QEMU \(pid (\d+)\) runs `)
+
+// The driver's local mode with a real CPU behind the fake: the firmware's
+// boot line arrives on the console terminal, bytes go in and come back
+// through the firmware, `machine Reset` reboots it on the same stream, and
+// Close ends the fake and its QEMU.
+func TestLocalQEMUMode(t *testing.T) {
+	logs := &syncBuffer{}
+	tgt, err := New(Config{Binary: qemuLauncher(t), Firmware: buildEchoFirmware(t), Log: logs})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, tgt.Start(ctx))
+	t.Cleanup(func() { _ = tgt.Close() })
+
+	console := tgt.console
+	cr := bufio.NewReader(console)
+	assert.Equal(t, "echo ready\r\n", readLine(t, cr, console), "boot line from the firmware in QEMU")
+	_, err = tgt.Console().Write([]byte("through the cpu\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "through the cpu\n", readLine(t, cr, console))
+	assert.Equal(t, "1.16.1 (fake-ddhil+qemu)", tgt.Info().Version)
+
+	require.NoError(t, tgt.Reset(ctx))
+	assert.Equal(t, "echo ready\r\n", readLine(t, cr, console), "system_reset reboots the firmware on the same stream")
+
+	m := qemuPidRE.FindStringSubmatch(logs.String())
+	require.NotNil(t, m, "the fake logged its QEMU: %s", logs.String())
+	var qemuPid int
+	_, err = fmt.Sscan(m[1], &qemuPid)
+	require.NoError(t, err)
+	require.NoError(t, tgt.Close())
+	assertReaped(t, tgt)
+	assert.ErrorIs(t, syscall.Kill(qemuPid, 0), syscall.ESRCH, "QEMU %d reaped by the fake", qemuPid)
+}
+
+// Info names the target before Start (reports of runs that fail to start
+// still say what was tried); the version comes from Renode at Start.
+func TestInfoBeforeStart(t *testing.T) {
+	bin := fakeLauncher(t)
+	tgt, err := New(Config{Binary: bin, Firmware: elf(t)})
+	require.NoError(t, err)
+	info := tgt.Info()
+	assert.Equal(t, "renode", info.Kind)
+	assert.Equal(t, "dut", info.Name)
+	assert.Empty(t, info.Version)
+	assert.Equal(t, map[string]string{"mode": "local", "control": "xmlrpc", "binary": bin,
+		"platform": "stm32f4_discovery (offline repl)"}, info.Extra)
+	info.Extra["mode"] = "changed"
+	assert.Equal(t, "local", tgt.Info().Extra["mode"], "Info returns a copy")
 }

@@ -134,6 +134,7 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 		return nil, harness.LabError(fmt.Errorf("runner: %w", err))
 	}
 	defer targetLog.Close()
+	rep.Target.Kind = o.Target
 	target, err := factory(o, targetLog)
 	if err != nil {
 		return nil, err
@@ -155,6 +156,7 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 		Logf:         logf,
 	})
 	if err != nil {
+		rep.Target = target.Info() // e.g. the emulator version, even when the firmware never booted
 		if s == nil {
 			_ = target.Close()
 		}

@@ -7,21 +7,39 @@
 // commands the driver sends. It does not emulate a CPU: every UART wired to
 // a socket terminal behaves like the recorded echo_irq.elf ("echo ready"
 // after start and reset, then an echo of every byte while running).
+//
+// QEMU mode (DDHIL_FAKE_RENODE_QEMU=qemu-system-arm, see Main) puts a real
+// CPU behind the fake for end-to-end tests of the driver's data path: at
+// `start` it boots the loaded ELF in qemu-system-arm (netduinoplus2, an
+// STM32F405, through harness/qemu) and wires each connected sysbus.usartN
+// to QEMU's USART N. The monitor, XML-RPC and socket terminals are still the
+// fake's; the CPU, its clock (SysTick at 168 MHz, not Renode's 72 MHz) and
+// its peripherals are QEMU's, not Renode's. `machine Reset` is QEMU's
+// system_reset; `pause` holds the client's bytes but does not stop QEMU's
+// CPU. The version says "fake-ddhil+qemu" so reports say what ran.
 package fakerenode
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/ddhil/ddhil/harness/qemu"
 )
 
 // Version is what `version` prints; "fake" in the build id keeps reports
-// honest about what ran.
-const Version = "Renode, version 1.16.1 (fake-ddhil)"
+// honest about what ran. QEMUVersion is the same in QEMU mode.
+const (
+	Version     = "Renode, version 1.16.1 (fake-ddhil)"
+	QEMUVersion = "Renode, version 1.16.1 (fake-ddhil+qemu)"
+)
 
 // result kinds, after the reply shapes in the recordings' README.
 type kind int
@@ -49,6 +67,11 @@ func execErr(f string, a ...any) result { return result{kind: errExec, text: fmt
 // emulation is the monitor's state, shared by the XML-RPC and telnet
 // servers (as in Renode, where both drive one monitor).
 type emulation struct {
+	qemuBinary string // QEMU mode when set
+
+	cpuMu sync.Mutex // serialises starting and stopping QEMU
+	vm    *qemu.QEMU
+
 	mu        sync.Mutex
 	log       *logger
 	machine   string
@@ -62,11 +85,19 @@ type emulation struct {
 	uarts     map[string]*terminal // peripheral -> terminal
 }
 
-func newEmulation(log *logger) *emulation {
-	return &emulation{log: log, macros: map[string][]string{}, terminals: map[string]*terminal{}, uarts: map[string]*terminal{}}
+func newEmulation(log *logger, qemuBinary string) *emulation {
+	return &emulation{log: log, qemuBinary: qemuBinary, macros: map[string][]string{}, terminals: map[string]*terminal{}, uarts: map[string]*terminal{}}
 }
 
 var uartNames = map[string]bool{"sysbus.usart1": true, "sysbus.usart2": true, "sysbus.usart3": true, "sysbus.uart4": true, "sysbus.uart5": true}
+
+// version is what `version` and the telnet banner print.
+func (e *emulation) version() string {
+	if e.qemuBinary != "" {
+		return QEMUVersion
+	}
+	return Version
+}
 
 // prompt is the monitor prompt name.
 func (e *emulation) prompt() string {
@@ -97,7 +128,7 @@ func (e *emulation) execute(line string) result {
 	fields := strings.Fields(line)
 	switch {
 	case fields[0] == "version":
-		return msg(Version)
+		return msg(e.version())
 	case fields[0] == "mach" && len(fields) == 3 && fields[1] == "create":
 		m := quotedRE.FindStringSubmatch(fields[2])
 		if m == nil {
@@ -136,10 +167,12 @@ func (e *emulation) execute(line string) result {
 	case fields[0] == "runMacro" && len(fields) == 2:
 		return e.runMacro(strings.TrimPrefix(fields[1], "$"))
 	case fields[0] == "start":
-		e.setRunning(true)
+		if err := e.setRunning(true); err != nil {
+			return execErr("%v", err)
+		}
 		return msg("Starting emulation...")
 	case fields[0] == "pause":
-		e.setRunning(false)
+		_ = e.setRunning(false)
 		return msg("Pausing emulation...")
 	case fields[0] == "quit":
 		return msg("Renode is quitting")
@@ -311,7 +344,12 @@ func (e *emulation) connect(args []string) result {
 	return ok()
 }
 
-func (e *emulation) setRunning(run bool) {
+func (e *emulation) setRunning(run bool) error {
+	if run {
+		if err := e.startCPU(); err != nil {
+			return err
+		}
+	}
 	e.mu.Lock()
 	was := e.running
 	e.running = run
@@ -332,6 +370,83 @@ func (e *emulation) setRunning(run bool) {
 		for _, t := range terms {
 			t.run(false)
 		}
+	}
+	return nil
+}
+
+// usartIndex is the QEMU serial index of a UART peripheral (sysbus.usart1
+// is serial 0, as QEMU's STM32F405 numbers its USARTs).
+func usartIndex(peripheral string) int {
+	n, err := strconv.Atoi(peripheral[len(peripheral)-1:])
+	if err != nil {
+		return -1
+	}
+	return n - 1
+}
+
+// startCPU boots the loaded ELF in QEMU (QEMU mode, first start only) and
+// wires the connected UARTs to its serial ports. QEMU waits for every
+// serial socket before it runs the guest, so no output is lost.
+func (e *emulation) startCPU() error {
+	e.cpuMu.Lock()
+	defer e.cpuMu.Unlock()
+	e.mu.Lock()
+	elf, halted := e.elf, e.halted
+	uarts := map[int]*terminal{}
+	serials := 0
+	for p, t := range e.uarts {
+		i := usartIndex(p)
+		uarts[i] = t
+		serials = max(serials, i+1)
+	}
+	e.mu.Unlock()
+	if e.qemuBinary == "" || e.vm != nil || halted {
+		return nil
+	}
+	if elf == "" {
+		return errors.New("fake renode (QEMU mode): no ELF loaded")
+	}
+	if serials == 0 {
+		serials = 1
+	}
+	vm, err := qemu.New(qemu.Config{Binary: e.qemuBinary, Firmware: elf, Serials: serials,
+		ConsoleSerial: serials - 1, TransportSerial: -1, Stderr: e.log})
+	if err != nil {
+		return fmt.Errorf("fake renode (QEMU mode): %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := vm.Start(ctx); err != nil {
+		_ = vm.Close()
+		return fmt.Errorf("fake renode (QEMU mode): %w", err)
+	}
+	e.vm = vm
+	e.log.info(fmt.Sprintf("cpu: QEMU (pid %d) runs %s", vm.Pid(), elf))
+	for i, t := range uarts {
+		t.attach(vm.Serial(i))
+	}
+	return nil
+}
+
+// resetCPU is QEMU's system_reset (QEMU mode, once started).
+func (e *emulation) resetCPU() error {
+	e.cpuMu.Lock()
+	defer e.cpuMu.Unlock()
+	if e.vm == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return e.vm.Reset(ctx)
+}
+
+// stopCPU ends QEMU and reaps it (QEMU mode).
+func (e *emulation) stopCPU() {
+	e.cpuMu.Lock()
+	defer e.cpuMu.Unlock()
+	if e.vm != nil {
+		_ = e.vm.Close()
+		e.vm = nil
 	}
 }
 
@@ -362,10 +477,14 @@ func (e *emulation) reset() result {
 		for _, t := range terms {
 			t.run(false)
 		}
+		e.stopCPU() // halted for good
 		return ok()
 	}
 	if r := e.runMacro("reset"); r.kind >= errParse {
 		return r
+	}
+	if err := e.resetCPU(); err != nil {
+		return execErr("fake renode (QEMU mode): %v", err)
 	}
 	for _, t := range terms {
 		t.boot(running)
@@ -373,8 +492,9 @@ func (e *emulation) reset() result {
 	return ok()
 }
 
-// close drops every terminal.
+// close drops every terminal and, in QEMU mode, ends QEMU.
 func (e *emulation) close() {
+	e.stopCPU()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, t := range e.terminals {

@@ -13,9 +13,14 @@ import (
 	"syscall"
 )
 
+// QEMUEnv names the environment variable that turns QEMU mode on: its value
+// is the qemu-system-arm binary (see the package comment).
+const QEMUEnv = "DDHIL_FAKE_RENODE_QEMU"
+
 // Main runs the fake with renode's command line and returns the exit code.
 // Supported: --disable-xwt/--disable-gui, -p/--plain, -P/--port N,
-// --robot-server-port N, --hide-log; anything else is refused.
+// --robot-server-port N, --hide-log; anything else is refused. QEMUEnv in
+// the environment selects QEMU mode.
 func Main(args []string, stdout io.Writer) int {
 	log := &logger{w: stdout}
 	monitorPort, robotPort := -1, -1
@@ -44,7 +49,7 @@ func Main(args []string, stdout io.Writer) int {
 			return 1
 		}
 	}
-	e := newEmulation(log)
+	e := newEmulation(log, os.Getenv(QEMUEnv))
 	defer e.close()
 	log.info("Loaded monitor commands from: <FAKE_RENODE>/scripts/monitor.py")
 
@@ -112,7 +117,7 @@ func telnetSession(conn net.Conn, e *emulation, banner bool) (quit bool) {
 	flush := func() { _ = w.Flush() }
 	w.Write([]byte{0xff, 0xfd, 0x00, 0xff, 0xfb, 0x01, 0xff, 0xfb, 0x03, 0xff, 0xfc, 0x22})
 	if banner {
-		fmt.Fprintf(w, "%s\n\r\n\r(%s) ", Version, e.prompt())
+		fmt.Fprintf(w, "%s\n\r\n\r(%s) ", e.version(), e.prompt())
 	}
 	flush()
 	r := bufio.NewReader(conn)

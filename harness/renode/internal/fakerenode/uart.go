@@ -14,7 +14,8 @@ import (
 // client at a time (later ones wait in the backlog), nothing sent on
 // connect, output buffered while no client is connected, client bytes
 // queued while the emulation is paused. The "firmware" behind it is the
-// recorded echo_irq.elf: "echo ready\r\n" on boot, then an echo.
+// recorded echo_irq.elf ("echo ready\r\n" on boot, then an echo), or, in
+// QEMU mode, a serial port of the QEMU that runs the loaded ELF (wire).
 type terminal struct {
 	name string
 	ln   net.Listener
@@ -22,8 +23,9 @@ type terminal struct {
 
 	mu      sync.Mutex
 	conn    net.Conn
-	pending []byte // firmware output not yet delivered
-	rx      []byte // client bytes received while paused
+	wire    net.Conn // QEMU mode: the USART's QEMU serial socket
+	pending []byte   // firmware output not yet delivered
+	rx      []byte   // client bytes received while paused
 	running bool
 	booted  bool
 	closed  bool
@@ -76,7 +78,40 @@ func (t *terminal) receive(b []byte) {
 		t.rx = append(t.rx, b...)
 		return
 	}
-	t.emitLocked(b)
+	t.toFirmwareLocked(b)
+}
+
+// toFirmwareLocked hands client bytes to the firmware: the echo sends them
+// back, QEMU gets them on its serial port.
+func (t *terminal) toFirmwareLocked(b []byte) {
+	if t.wire == nil {
+		t.emitLocked(b)
+		return
+	}
+	_ = t.wire.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = t.wire.Write(b) // a dead QEMU shows in the log; the UART just goes quiet
+}
+
+// attach wires the terminal to a QEMU serial socket and pumps the
+// firmware's output to the client until the socket closes.
+func (t *terminal) attach(wire net.Conn) {
+	t.mu.Lock()
+	t.wire = wire
+	t.mu.Unlock()
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := wire.Read(buf)
+			if n > 0 {
+				t.mu.Lock()
+				t.emitLocked(buf[:n])
+				t.mu.Unlock()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 }
 
 func (t *terminal) emitLocked(b []byte) {
@@ -97,12 +132,12 @@ func (t *terminal) run(on bool) {
 	if !on {
 		return
 	}
-	if !t.booted {
+	if !t.booted && t.wire == nil {
 		t.booted = true
 		t.emitLocked([]byte("echo ready\r\n"))
 	}
 	if len(t.rx) > 0 {
-		t.emitLocked(t.rx)
+		t.toFirmwareLocked(t.rx)
 		t.rx = nil
 	}
 }
@@ -141,6 +176,13 @@ func (l *logger) line(level, s string) {
 	defer l.mu.Unlock()
 	now := time.Now()
 	fmt.Fprintf(l.w, "%s.%04d [%s] %s\n", now.Format("15:04:05"), now.Nanosecond()/100000, level, s)
+}
+
+// Write passes raw text through (QEMU's own output in QEMU mode).
+func (l *logger) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func (l *logger) info(s string)    { l.line("INFO", s) }

@@ -314,7 +314,9 @@ func (s *robotServer) keyword(name string, args []string) ([]byte, bool) {
 			return renderResponse(fail(fmt.Sprintf("KeywordException: Could not execute command '%s': There was an error executing command '%s'%s\n", cmd, cmd, r.text)), nil), false
 		}
 	case "StartEmulation":
-		s.e.setRunning(true)
+		if err := s.e.setRunning(true); err != nil {
+			return renderResponse(fail(fmt.Sprintf("KeywordException: %v\n", err)), nil), false
+		}
 		return renderResponse(pass(nil), nil), false
 	case "StopRemoteServer":
 		s.e.log.info("Robot Framework remote servers listener thread stopped")
