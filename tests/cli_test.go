@@ -127,6 +127,9 @@ func TestRunExitCodes(t *testing.T) {
 		{"pass", []string{"--only", "DD-S03,DD-I01", "--periods", "3"}, 0},
 		{"fail", []string{"--only", "DD-S03,DD-I01", "--periods", "3", "--fault", "bad-version"}, 1},
 		{"lab", []string{"--qemu", "/nonexistent/qemu-system-arm"}, 3},
+		// The profile expects TCP 8883 and 5001; overriding the expectation
+		// per run makes the same firmware fail DD-A04.
+		{"expectation-override", []string{"--only", "DD-A04", "--periods", "3", "--listen-tcp", "8883"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := t.TempDir()

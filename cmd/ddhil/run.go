@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -40,6 +41,13 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.StringVar(&o.HWMap, "hwmap", "", "hardware map YAML (target board)")
 	fs.StringVar(&o.Board, "board", "", "board id in the hardware map (target board)")
 	noShot := fs.Bool("no-screenshot", false, "do not render report.png with headless Chromium")
+	// Expectation overrides (default: the profile's expectations block).
+	fs.DurationVar(&o.Expect.ProductionPeriod, "production-period", 0, "override the period the firmware uses in the field (DD-T03)")
+	fs.Float64Var(&o.Expect.Tolerance, "tolerance", 0, "override the allowed relative deviation of the median interval (DD-T02), e.g. 0.1")
+	fs.DurationVar(&o.Expect.FirstReportBound, "first-report-bound", 0, "override the bound on the first report after each connection (DD-T01)")
+	fs.DurationVar(&o.Expect.ReconnectBound, "reconnect-bound", 0, "override the bound on reconnecting after a broker drop (DD-R01)")
+	listenTCP := fs.String("listen-tcp", "", "override the expected listening TCP ports, comma-separated, or 'none' (DD-A04)")
+	listenUDP := fs.String("listen-udp", "", "override the expected listening UDP ports, comma-separated, or 'none' (DD-A04)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ddhil run [flags]\n\nExit status: 0 all checks pass, 1 a check failed, 3 lab error (emulator missing, flash failed, port vanished).\nCtrl-C writes a partial report marked incomplete.\n\nflags:")
 		fs.PrintDefaults()
@@ -52,6 +60,13 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if o.Firmware == "" {
 		o.Firmware = defaultFirmware[o.Target]
+	}
+	var err error
+	if o.Expect.ListeningTCP, err = portList(*listenTCP); err != nil {
+		return exitUsage, err
+	}
+	if o.Expect.ListeningUDP, err = portList(*listenUDP); err != nil {
+		return exitUsage, err
 	}
 	o.Only = splitList(*only)
 	o.Faults = splitList(*faults)
@@ -110,6 +125,25 @@ var defaultFirmware = map[string]string{
 	"qemu":   "firmware/build/qemu-netduinoplus2/ddagent.elf",
 	"renode": "firmware/build/renode-stm32f4disc/ddagent.elf",
 	"board":  "firmware/build/nucleo-f446re/ddagent.elf",
+}
+
+// portList parses "8883,5001" ("none" = an empty set, "" = not given).
+func portList(s string) ([]int, error) {
+	switch s {
+	case "":
+		return nil, nil
+	case "none":
+		return []int{}, nil
+	}
+	var out []int
+	for _, p := range splitList(s) {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%w: port %q is not 1..65535", errUsage, p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func splitList(s string) []string {

@@ -41,6 +41,9 @@ type Options struct {
 	Faults []string
 	// Vars override the profile's variables (thing, format, keys, period_ms...).
 	Vars profile.Vars
+	// Expect overrides the profile's expectations field by field (zero
+	// fields keep the profile's value).
+	Expect conformance.Expectations
 	// Plan overrides the scenario (default scenario.Full(Periods)).
 	Plan *scenario.Plan
 	// Target-specific settings.
@@ -174,6 +177,7 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 	if err != nil {
 		return nil, harness.LabError(fmt.Errorf("runner: %w", err))
 	}
+	exp = overrideExpectations(exp, o.Expect)
 	fillExpectations(rep, s.Vars(), exp)
 	plan := scenario.Full(o.Periods)
 	if o.Plan != nil {
@@ -184,6 +188,9 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 	capture, cerr := s.Capture()
 	if cerr != nil && runErr == nil {
 		runErr = harness.LabError(cerr)
+	}
+	if capture != nil {
+		capture.Expect = exp
 	}
 	return capture, runErr
 }
@@ -286,3 +293,35 @@ func fillExpectations(rep *report.Report, vars profile.Vars, e conformance.Expec
 
 // Itoa is a small helper for callers composing Vars.
 func Itoa(n int) string { return strconv.Itoa(n) }
+
+// overrideExpectations applies the non-zero fields of o over e.
+func overrideExpectations(e, o conformance.Expectations) conformance.Expectations {
+	if o.TestPeriod != 0 {
+		e.TestPeriod = o.TestPeriod
+	}
+	if o.ProductionPeriod != 0 {
+		e.ProductionPeriod = o.ProductionPeriod
+	}
+	if o.Tolerance != 0 {
+		e.Tolerance = o.Tolerance
+	}
+	if o.JitterP95 != 0 {
+		e.JitterP95 = o.JitterP95
+	}
+	if o.FirstReportBound != 0 {
+		e.FirstReportBound = o.FirstReportBound
+	}
+	if o.ReconnectBound != 0 {
+		e.ReconnectBound = o.ReconnectBound
+	}
+	if o.ListeningTCP != nil {
+		e.ListeningTCP = o.ListeningTCP
+	}
+	if o.ListeningUDP != nil {
+		e.ListeningUDP = o.ListeningUDP
+	}
+	if o.Transport != "" {
+		e.Transport = o.Transport
+	}
+	return e
+}
