@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/ddhil/ddhil/internal/syncbuf"
 	"io"
 	"strings"
 	"sync"
@@ -17,28 +18,10 @@ import (
 	"github.com/ddhil/ddhil/broker/defender"
 )
 
-// lockedBuffer is a bytes.Buffer safe to read while the recorder writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]byte(nil), l.b.Bytes()...)
-}
-
 // TestEventLogSession checks the events of one whole device session, in
 // order, and that the JSON Lines recording round-trips byte for byte.
 func TestEventLogSession(t *testing.T) {
-	var rec lockedBuffer
+	var rec syncbuf.Buffer
 	b, err := New(Config{Record: &rec})
 	require.NoError(t, err)
 	require.NoError(t, b.Start(context.Background()))
@@ -184,7 +167,7 @@ func TestRecorderWriteError(t *testing.T) {
 // blockingWriter blocks every write until released.
 type blockingWriter struct {
 	release chan struct{}
-	buf     lockedBuffer
+	buf     syncbuf.Buffer
 }
 
 func (w *blockingWriter) Write(p []byte) (int, error) {

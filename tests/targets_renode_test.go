@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/ddhil/ddhil/internal/syncbuf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +68,7 @@ func newRenodeTarget(t *testing.T) harness.Target {
 	t.Helper()
 	cfg := renodeConfig(t)
 	probeRenode(t, cfg)
-	log := &lockedBuffer{}
+	log := &syncbuf.Buffer{}
 	cfg.Log = log
 	tgt, err := renode.New(cfg)
 	require.NoError(t, err)

@@ -10,6 +10,7 @@ package tests
 import (
 	"flag"
 	"fmt"
+	"github.com/ddhil/ddhil/internal/syncbuf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,7 +110,7 @@ func newQEMUTarget(t *testing.T) harness.Target {
 		t.Skip(err.Error())
 	}
 	elf := firmwareELF(t, "qemu-netduinoplus2")
-	log := &lockedBuffer{}
+	log := &syncbuf.Buffer{}
 	q, err := qemu.New(qemu.Config{Firmware: elf, Stderr: log})
 	if err != nil {
 		t.Fatal(err)
@@ -120,27 +121,4 @@ func newQEMUTarget(t *testing.T) harness.Target {
 		}
 	})
 	return q
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/ddhil/ddhil/internal/syncbuf"
 	"io"
 	"os"
 	"os/exec"
@@ -247,7 +248,7 @@ func TestStartWithRealOpenOCD(t *testing.T) {
 			b := newBench(t)
 			elf := filepath.Join(t.TempDir(), "ddagent.elf")
 			require.NoError(t, os.WriteFile(elf, []byte("image"), 0o644))
-			var log syncBuffer
+			var log syncbuf.Buffer
 			tg, err := New(Config{Board: b.board(dummyCfg, shadowCfg), ELF: elf, ResetVia: via, Retry: fastRetry, Log: &log})
 			require.NoError(t, err)
 			defer tg.Close()
@@ -342,21 +343,4 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

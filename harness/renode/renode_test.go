@@ -2,10 +2,10 @@ package renode
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ddhil/ddhil/internal/syncbuf"
 	"net"
 	"os"
 	"os/exec"
@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,23 +34,6 @@ func TestMain(m *testing.M) {
 		os.Exit(fakerenode.Main(os.Args[1:], os.Stdout))
 	}
 	os.Exit(m.Run())
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // launcher writes an executable script (the "launcher script" form of
@@ -135,7 +117,7 @@ func assertReaped(t *testing.T, tgt *Target) {
 }
 
 func TestLocalXMLRPC(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	tgt, err := New(Config{Binary: fakeLauncher(t), Firmware: elf(t), Log: logs})
 	require.NoError(t, err)
 	exercise(t, tgt, "local")
@@ -146,7 +128,7 @@ func TestLocalXMLRPC(t *testing.T) {
 }
 
 func TestLocalTelnet(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	tgt, err := New(Config{Binary: fakeLauncher(t), Firmware: elf(t), Log: logs, Telnet: true})
 	require.NoError(t, err)
 	exercise(t, tgt, "local")
@@ -225,7 +207,7 @@ func TestPortClashIsRetried(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "failed-once")
 	bin := launcher(t, fmt.Sprintf(`if [ ! -e %q ]; then touch %q; echo "15:00:00.0000 [ERROR] Could not start the HTTP server on port 1"; exit 0; fi
 DDHIL_FAKE_RENODE=1 exec "$FAKE" "$@"`, marker, marker))
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	tgt, err := New(Config{Binary: bin, Firmware: elf(t), Log: logs})
 	require.NoError(t, err)
 	exercise(t, tgt, "local")
@@ -336,7 +318,7 @@ func fakeRenodeImage(t *testing.T) string {
 func TestContainerMode(t *testing.T) {
 	requireDocker(t)
 	image := fakeRenodeImage(t)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	tgt, err := New(Config{Image: image, Firmware: elf(t), Log: logs})
 	require.NoError(t, err)
 	exercise(t, tgt, "container")
@@ -400,7 +382,7 @@ var qemuPidRE = regexp.MustCompile(`cpu: QEMU \(pid (\d+)\) runs `)
 // through the firmware, `machine Reset` reboots it on the same stream, and
 // Close ends the fake and its QEMU.
 func TestLocalQEMUMode(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	tgt, err := New(Config{Binary: qemuLauncher(t), Firmware: buildEchoFirmware(t), Log: logs})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

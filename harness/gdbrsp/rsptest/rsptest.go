@@ -12,6 +12,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/ddhil/ddhil/internal/syncbuf"
 	"net"
 	"os"
 	"os/exec"
@@ -94,7 +95,7 @@ type QEMU struct {
 	mon    net.Conn
 	monBuf *bufio.Reader
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *syncbuf.Buffer
 	done   chan struct{}
 	err    error
 	once   sync.Once
@@ -151,7 +152,7 @@ func StartQEMU(ctx context.Context, cfg QEMUConfig) (*QEMU, error) {
 		args = append(args, "-chardev", "socket,id=mon0,"+hostPort(monL), "-mon", "chardev=mon0,mode=readline")
 	}
 
-	q := &QEMU{stderr: &lockedBuffer{}, done: make(chan struct{})}
+	q := &QEMU{stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	q.cmd = exec.Command(bin, args...)
 	q.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	q.cmd.Stderr = q.stderr
@@ -281,21 +282,4 @@ func (q *QEMU) Close() error {
 		}
 	})
 	return nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -2,9 +2,9 @@ package container
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/ddhil/ddhil/internal/syncbuf"
 	"io"
 	"net"
 	"os"
@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,24 +21,6 @@ import (
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/renode/internal/dockertest"
 )
-
-// syncBuffer collects container logs written from testcontainers' goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func requireDocker(t *testing.T) {
 	t.Helper()
@@ -102,7 +83,7 @@ func TestQEMUThroughContainerPath(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	const uartPort = 4000
 	c, err := Start(ctx, Spec{
 		Image: image,
@@ -155,7 +136,7 @@ func TestStartFailsWhenProcessExits(t *testing.T) {
 	image := qemuImage(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	start := time.Now()
 	_, err := Start(ctx, Spec{
 		Image:          image,
