@@ -115,20 +115,14 @@ func checkQoSRetain(c *Capture) Outcome {
 
 // checkClientID: AWS recommends client ID == thing name.
 func checkClientID(c *Capture) Outcome {
-	reports := c.Reports()
-	if len(reports) == 0 {
-		return skip("no report was published")
-	}
-	var out Outcome
-	for i := range reports {
-		r := &reports[i]
-		if r.Event.ClientID != r.Thing {
-			out.Findings = append(out.Findings, finding(r,
-				fmt.Sprintf("client ID %q differs from the thing name %q in the topic", r.Event.ClientID, r.Thing),
-				map[string]any{"client_id": r.Event.ClientID, "thing": r.Thing}))
+	return perReport(c, func(r *ReportView) []Finding {
+		if r.Event.ClientID == r.Thing {
+			return nil
 		}
-	}
-	return out
+		return []Finding{finding(r,
+			fmt.Sprintf("client ID %q differs from the thing name %q in the topic", r.Event.ClientID, r.Thing),
+			map[string]any{"client_id": r.Event.ClientID, "thing": r.Thing})}
+	})
 }
 
 // ---- timing ----

@@ -16,29 +16,37 @@ import (
 const docDeviceMetrics = "AWS IoT Device Defender, Device-side metrics: document specification (detect-device-side-metrics)"
 
 func checkTopic(c *Capture) Outcome {
+	return perReport(c, func(r *ReportView) (out []Finding) {
+		if r.Thing != c.Thing {
+			out = append(out, finding(r,
+				fmt.Sprintf("report published for thing %q, but the device is %q", r.Thing, c.Thing),
+				map[string]any{"topic": r.Event.Topic, "expected_thing": c.Thing}))
+		}
+		got := sniffFormat(r.Event.Payload)
+		if got != "" && got != r.Kind.Format() {
+			out = append(out, finding(r,
+				fmt.Sprintf("payload looks like %s but was published on the %s topic", got, r.Kind.Format()),
+				map[string]any{"topic": r.Event.Topic, "payload_excerpt": excerpt(r.Event.Payload)}))
+		}
+		if c.Format != "" && r.Kind.Format() != c.Format {
+			out = append(out, finding(r,
+				fmt.Sprintf("report sent as %s, the device was provisioned for %s", r.Kind.Format(), c.Format),
+				map[string]any{"topic": r.Event.Topic}))
+		}
+		return out
+	})
+}
+
+// perReport runs f on every report and gathers its findings; a capture
+// without reports is not applicable.
+func perReport(c *Capture, f func(r *ReportView) []Finding) Outcome {
 	reports := c.Reports()
 	if len(reports) == 0 {
 		return skip("no report was published")
 	}
 	var out Outcome
 	for i := range reports {
-		r := &reports[i]
-		if r.Thing != c.Thing {
-			out.Findings = append(out.Findings, finding(r,
-				fmt.Sprintf("report published for thing %q, but the device is %q", r.Thing, c.Thing),
-				map[string]any{"topic": r.Event.Topic, "expected_thing": c.Thing}))
-		}
-		got := sniffFormat(r.Event.Payload)
-		if got != "" && got != r.Kind.Format() {
-			out.Findings = append(out.Findings, finding(r,
-				fmt.Sprintf("payload looks like %s but was published on the %s topic", got, r.Kind.Format()),
-				map[string]any{"topic": r.Event.Topic, "payload_excerpt": excerpt(r.Event.Payload)}))
-		}
-		if c.Format != "" && r.Kind.Format() != c.Format {
-			out.Findings = append(out.Findings, finding(r,
-				fmt.Sprintf("report sent as %s, the device was provisioned for %s", r.Kind.Format(), c.Format),
-				map[string]any{"topic": r.Event.Topic}))
-		}
+		out.Findings = append(out.Findings, f(&reports[i])...)
 	}
 	return out
 }
@@ -115,42 +123,29 @@ func hasSection(path string, names ...string) bool {
 // rejection belongs to id.
 func rejectedUnder(id string) func(c *Capture) Outcome {
 	return func(c *Capture) Outcome {
-		reports := c.Reports()
-		if len(reports) == 0 {
-			return skip("no report was published")
-		}
-		var out Outcome
-		for i := range reports {
-			r := &reports[i]
+		return perReport(c, func(r *ReportView) []Finding {
 			res := r.Result()
 			// Only the validator's own verdicts count: an injected
 			// rejection (Throttled, RejectAll) says nothing about the payload.
 			if res.Problem == nil || res.Problem.Code != defender.CodeInvalidPayload || problemCheck(res.Problem) != id {
-				continue
+				return nil
 			}
-			out.Findings = append(out.Findings, finding(r,
+			return []Finding{finding(r,
 				fmt.Sprintf("rejected %s at %s: %s", res.Problem.Code, orRoot(res.Problem.Path), res.Problem.Reason),
 				map[string]any{"code": res.Problem.Code, "path": res.Problem.Path, "reason": res.Problem.Reason,
-					"payload_excerpt": excerpt(r.Event.Payload)}))
-		}
-		return out
+					"payload_excerpt": excerpt(r.Event.Payload)})}
+		})
 	}
 }
 
 func checkLint(c *Capture) Outcome {
-	reports := c.Reports()
-	if len(reports) == 0 {
-		return skip("no report was published")
-	}
-	var out Outcome
-	for i := range reports {
-		r := &reports[i]
+	return perReport(c, func(r *ReportView) (out []Finding) {
 		for _, l := range r.Result().Lint {
-			out.Findings = append(out.Findings, finding(r, fmt.Sprintf("%s at %s: %s", l.Rule, orRoot(l.Path), l.Message),
+			out = append(out, finding(r, fmt.Sprintf("%s at %s: %s", l.Rule, orRoot(l.Path), l.Message),
 				map[string]any{"rule": l.Rule, "path": l.Path}))
 		}
-	}
-	return out
+		return out
+	})
 }
 
 func checkSize(c *Capture) Outcome {
