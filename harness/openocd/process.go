@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ddhil/ddhil/internal/proc"
 	"io"
 	"os/exec"
 	"sync"
@@ -29,7 +30,7 @@ type process struct {
 // output goes to the kept log, to tee (when non-nil) and to onLine.
 func startProcess(bin string, args []string, tee io.Writer, onLine func(string)) (*process, error) {
 	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = proc.Attr()
 	log := &logTail{limit: 64 << 10, tee: tee, onLine: onLine}
 	cmd.Stdout = log
 	cmd.Stderr = log

@@ -3,9 +3,9 @@ package openocd
 import (
 	"context"
 	"fmt"
+	"github.com/ddhil/ddhil/internal/proc"
 	"os/exec"
 	"strings"
-	"syscall"
 
 	"github.com/ddhil/ddhil/harness"
 )
@@ -13,7 +13,7 @@ import (
 // Version returns OpenOCD's version line, e.g. "Open On-Chip Debugger 0.12.0".
 func Version(ctx context.Context, bin string) (string, error) {
 	cmd := exec.CommandContext(ctx, binary(bin), "--version")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = proc.Attr()
 	out, err := cmd.CombinedOutput() // it prints the version on stderr
 	if err != nil {
 		return "", harness.LabError(fmt.Errorf("openocd: --version: %w", err))

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ddhil/ddhil/internal/proc"
 	"io"
 	"net"
 	"os"
@@ -160,7 +161,7 @@ func (q *QEMU) Start(ctx context.Context) (err error) {
 	procCtx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(procCtx, q.cfg.Binary, q.args(dir)...)
 	cmd.Dir = dir // a core dump, if any, lands in the temp dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = proc.Attr()
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.WaitDelay = 5 * time.Second
 	var sink io.Writer = q.stderr
@@ -470,7 +471,7 @@ func binaryVersion(ctx context.Context, bin string) string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--version")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = proc.Attr()
 	out, err := cmd.Output()
 	if err != nil {
 		return "unknown"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ddhil/ddhil/internal/proc"
 	"io"
 	"net"
 	"os"
@@ -191,7 +192,7 @@ func (t *Target) launch(ctx context.Context, p *process, timeout time.Duration) 
 	cmd.Stderr = t.log
 	// Renode leaves $TMPDIR/renode-<pid> behind when killed: keep it in the work dir.
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = proc.Attr()
 	cmd.WaitDelay = 2 * time.Second
 	re, want := robotReadyRE, p.robotPort
 	if t.cfg.Telnet {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ddhil/ddhil/internal/proc"
 	"net/url"
 	"os"
 	"os/exec"
@@ -90,7 +91,7 @@ func runChromium(ctx context.Context, htmlPath string, args ...string) (string, 
 	// with its database in our profile it is findable there, and nothing
 	// is written to the user's ~/.config.
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+profile, "XDG_CACHE_HOME="+filepath.Join(profile, "cache"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = proc.Attr()
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	cmd.WaitDelay = 5 * time.Second
 	// Files, not pipes: Wait then returns when the browser exits even if a
