@@ -129,7 +129,16 @@ func fillTimeline(rep *report.Report, c *conformance.Capture, started time.Time)
 		case conformance.ActionReset:
 			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkReset, Label: a.Detail})
 		default:
-			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkFault, Label: a.Kind + " " + a.Detail})
+			// Short labels: the timeline has little room; the JSON keeps
+			// the actions in actions.jsonl.
+			label := a.Kind
+			switch a.Kind {
+			case conformance.ActionFault:
+				label = a.Detail
+			case conformance.ActionReject:
+				label = "reject " + a.Detail
+			}
+			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkFault, Label: label})
 		}
 	}
 	sortMarks(rep.Timeline)
