@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,8 +26,8 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("run", stderr)
 	o := runner.Options{}
 	fs.StringVar(&o.Target, "target", "qemu", "target: qemu | renode | board")
-	fs.StringVar(&o.Firmware, "firmware", "", "firmware ELF (default: the reference agent's build for the target: firmware/build/<profile>/ddagent.elf)")
-	fs.StringVar(&o.Profile, "profile", "fixtures/profiles/ddagent.yaml", "device profile (YAML)")
+	fs.StringVar(&o.Firmware, "firmware", "", "firmware ELF (default: the reference agent's build for the target: firmware/build/<profile>/ddagent.elf; target board: by the board's platform, docs/boards.md)")
+	fs.StringVar(&o.Profile, "profile", "fixtures/profiles/ddagent.yaml", "device profile (YAML) (target board: default from the hardware map or the board's platform)")
 	fs.StringVar(&o.OutDir, "out", "run/latest", "output folder for the reports")
 	fs.IntVar(&o.Periods, "periods", 5, "report intervals observed in the normal phase")
 	only := fs.String("only", "", "comma-separated check IDs to evaluate (default: all)")
@@ -35,6 +36,18 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	format := fs.String("format", "", "report format to provision: json | cbor (default: the profile's)")
 	keys := fs.String("keys", "", "key style to provision: long | short (default: the profile's)")
 	periodMS := fs.Int("period-ms", 0, "report period to provision, in ms (default: the profile's)")
+	vars := profile.Vars{}
+	fs.Func("var", "set a profile variable `name=value` (repeatable), e.g. --var ssid=lab --var password=... for a board on Wi-Fi", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		switch {
+		case !ok || k == "":
+			return fmt.Errorf("want name=value, got %q", s)
+		case k == "thing" || k == "format" || k == "keys" || k == "period_ms":
+			return fmt.Errorf("%s has its own flag", k)
+		}
+		vars[k] = v
+		return nil
+	})
 	fs.StringVar(&o.QEMUBinary, "qemu", "", "qemu-system-arm binary (default: from PATH)")
 	fs.StringVar(&o.RenodeBinary, "renode", "", "local Renode binary or launcher (target renode)")
 	fs.StringVar(&o.RenodeImage, "renode-image", "", "Renode container image (target renode; default antmicro/renode)")
@@ -58,7 +71,15 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if fs.NArg() > 0 {
 		return exitUsage, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	if o.Firmware == "" {
+	if o.Target == "board" {
+		// Left out, they come from the hardware map or the board's platform
+		// (runner.PlatformDefaults): a U5 must not get the agent's image.
+		profileGiven := false
+		fs.Visit(func(f *flag.Flag) { profileGiven = profileGiven || f.Name == "profile" })
+		if !profileGiven {
+			o.Profile = ""
+		}
+	} else if o.Firmware == "" {
 		o.Firmware = defaultFirmware[o.Target]
 	}
 	var err error
@@ -70,7 +91,8 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	o.Only = splitList(*only)
 	o.Faults = splitList(*faults)
-	o.Vars = profile.Vars{"thing": *thing}
+	o.Vars = vars
+	o.Vars["thing"] = *thing
 	if *format != "" {
 		o.Vars["format"] = *format
 	}
@@ -124,7 +146,7 @@ func printSummary(stdout io.Writer, rep *report.Report) {
 var defaultFirmware = map[string]string{
 	"qemu":   "firmware/build/qemu-netduinoplus2/ddagent.elf",
 	"renode": "firmware/build/renode-stm32f4disc/ddagent.elf",
-	"board":  "firmware/build/nucleo-f446re/ddagent.elf",
+	// board: by platform, runner.PlatformDefaults
 }
 
 // portList parses "8883,5001" ("none" = an empty set, "" = not given).

@@ -26,7 +26,7 @@ func TestLoadExample(t *testing.T) {
 	assert.Equal(t, TransportModule, n.Transport.Kind)
 	assert.Equal(t, 115200, n.Transport.Baud)
 	assert.Equal(t, 90*time.Second, time.Duration(n.FlashTimeout))
-	assert.Equal(t, filepath.Join("../../fixtures/profiles/ddagent.yaml"), n.Profile, "profile relative to the map")
+	assert.Equal(t, filepath.Join("../../fixtures/profiles/ddagent-nucleo-f446re.yaml"), n.Profile, "profile relative to the map")
 	assert.True(t, n.HasFixtures("esp-at-bridge"))
 	assert.Greater(t, n.Line, 0)
 

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"net"
@@ -34,7 +35,7 @@ func loadNamed(t *testing.T, name string) *Profile {
 func TestBoardProfilesLoad(t *testing.T) {
 	cases := []struct {
 		file, name, transport, format, keys string
-		period, production, first          time.Duration
+		period, production, first           time.Duration
 		tcp, udp                            []int
 		pki                                 bool
 	}{
@@ -180,7 +181,10 @@ func TestU5ProvisionFailures(t *testing.T) {
 			ctx := ctx5(t)
 			_, err := b.p.WaitBoot(ctx, b.c)
 			require.NoError(t, err)
-			err = b.p.Provision(ctx, b.c, u5Vars)
+			// Failures show at once, except a sync that never comes.
+			pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			defer cancel()
+			err = b.p.Provision(pctx, b.c, u5Vars)
 			require.Error(t, err)
 			var se *StepError
 			require.ErrorAs(t, err, &se)

@@ -26,7 +26,9 @@ import (
 	"github.com/ddhil/ddhil/harness/session"
 )
 
-// Options describe one run. Target, Firmware and Profile are required.
+// Options describe one run. Target, Firmware and Profile are required;
+// a target's preparer may fill Firmware and Profile (the board target takes
+// them from the hardware map).
 type Options struct {
 	Target   string // qemu | renode | board
 	Firmware string // ELF path
@@ -66,6 +68,18 @@ type TargetFactory func(o Options, log io.Writer) (harness.Target, error)
 // Targets maps --target names to factories; drivers register in their own
 // files of this package.
 var Targets = map[string]TargetFactory{}
+
+// TargetPreparer completes the options of a run before anything starts.
+type TargetPreparer func(o *Options) error
+
+// Preparers holds the optional preparers of targets, by --target name.
+var Preparers = map[string]TargetPreparer{}
+
+// SessionConfigurer is a target that needs its session set up for it (a
+// network board: the broker's TLS listener on the bench LAN, the endpoint).
+type SessionConfigurer interface {
+	ConfigureSession(cfg *session.Config) error
+}
 
 // Version is the tool version written into reports.
 var Version = "dev"
@@ -113,6 +127,11 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 // execute runs target + session + scenario and returns what was captured
 // (possibly partial) and the lab error that stopped it, if any.
 func execute(ctx context.Context, o Options, rep *report.Report, logf func(string, ...any)) (*conformance.Capture, error) {
+	if prepare := Preparers[o.Target]; prepare != nil {
+		if err := prepare(&o); err != nil {
+			return nil, harness.LabError(err)
+		}
+	}
 	prof, err := profile.Load(o.Profile)
 	if err != nil {
 		return nil, harness.LabError(fmt.Errorf("runner: profile: %w", err))
@@ -149,7 +168,7 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 		vars[k] = v
 	}
 	logf("starting %s target with %s", o.Target, filepath.Base(o.Firmware))
-	s, err := session.Start(ctx, session.Config{
+	cfg := session.Config{
 		Target:       target,
 		BrokerConfig: broker.Config{Throttle: broker.NoThrottle},
 		Profile:      prof,
@@ -157,7 +176,14 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 		Faults:       o.Faults,
 		OutDir:       o.OutDir,
 		Logf:         logf,
-	})
+	}
+	if sc, ok := target.(SessionConfigurer); ok {
+		if err := sc.ConfigureSession(&cfg); err != nil {
+			_ = target.Close()
+			return nil, harness.LabError(err)
+		}
+	}
+	s, err := session.Start(ctx, cfg)
 	if err != nil {
 		rep.Target = target.Info() // e.g. the emulator version, even when the firmware never booted
 		if s == nil {

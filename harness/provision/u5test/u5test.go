@@ -89,7 +89,8 @@ var confKeys = map[string]bool{ // name -> numeric
 }
 
 // Start boots the device on conn (the device's end of a console line, e.g.
-// one side of net.Pipe) and serves it until conn closes or Close.
+// one side of net.Pipe) in the background and serves it until conn closes
+// or Close.
 func Start(conn net.Conn, cfg Config) *Device {
 	if cfg.ReportPeriod <= 0 {
 		cfg.ReportPeriod = 300 * time.Second
@@ -99,10 +100,15 @@ func Start(conn net.Conn, cfg Config) *Device {
 	}
 	d := &Device{cfg: cfg, conn: conn, committed: map[string]string{"mqtt_port": "8883", "time_hwm": "0"},
 		certs: map[string]*x509.Certificate{}}
-	d.mu.Lock()
-	d.bootLocked()
-	d.mu.Unlock()
-	go d.readLoop()
+	go func() {
+		// Boot output blocks until the host reads (net.Pipe): not in Start.
+		d.mu.Lock()
+		if !d.closed {
+			d.bootLocked()
+		}
+		d.mu.Unlock()
+		d.readLoop()
+	}()
 	return d
 }
 
@@ -117,13 +123,13 @@ func (d *Device) Reboot() {
 
 // Close stops the device and its network client.
 func (d *Device) Close() error {
+	err := d.conn.Close() // first: a write blocked on the line (holding mu) ends
 	d.mu.Lock()
 	d.closed = true
 	if d.netCancel != nil {
 		d.netCancel()
 	}
 	d.mu.Unlock()
-	err := d.conn.Close()
 	d.netWG.Wait()
 	return err
 }
@@ -273,6 +279,9 @@ func (d *Device) input(b byte) {
 
 func (d *Device) exec(line string) {
 	a := strings.Fields(line)
+	if len(a) == 0 {
+		return // blanks only
+	}
 	switch {
 	case a[0] == "conf":
 		d.conf(a[1:])
