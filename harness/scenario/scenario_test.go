@@ -1,0 +1,114 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ddhil/ddhil/broker"
+	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/conformance"
+)
+
+// fakeSession records what the scenario does; its reports come (or not)
+// from a function, and its broker is a real one (the fault switches are
+// real calls).
+type fakeSession struct {
+	b       *broker.Broker
+	mark    uint64
+	actions []string
+	resets  int
+	wait    func(phaseCall int, n int) error
+	calls   int
+}
+
+func (f *fakeSession) Mark() uint64 { f.mark++; return f.mark }
+func (f *fakeSession) WaitReportsAfter(ctx context.Context, after uint64, n int, thing string) ([]broker.Event, error) {
+	f.calls++
+	if err := f.wait(f.calls, n); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			<-ctx.Done() // a real wait runs until its deadline
+		}
+		return nil, err
+	}
+	return make([]broker.Event, n), nil
+}
+func (f *fakeSession) Reset(context.Context) error { f.resets++; return nil }
+func (f *fakeSession) Action(kind, detail string) {
+	f.actions = append(f.actions, kind+":"+detail)
+}
+func (f *fakeSession) Broker() *broker.Broker { return f.b }
+
+func newFake(t *testing.T, wait func(int, int) error) *fakeSession {
+	b, err := broker.New(broker.Config{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	require.NoError(t, b.Start(ctx))
+	t.Cleanup(func() { _ = b.Close() })
+	return &fakeSession{b: b, wait: wait}
+}
+
+var fastExpect = conformance.Expectations{TestPeriod: 10 * time.Millisecond, FirstReportBound: 20 * time.Millisecond, ReconnectBound: 20 * time.Millisecond}
+
+func TestFullPlanRecordsEveryPhaseInOrder(t *testing.T) {
+	f := newFake(t, func(int, int) error { return nil })
+	require.NoError(t, Run(context.Background(), f, Config{Thing: "dut", Expect: fastExpect}, Full(3)))
+	assert.Equal(t, []string{
+		"phase:normal",
+		"phase:disconnect", "kick:broker drops the connection",
+		"phase:reject", "reject:Throttled", "drop-response:broker answers nothing to the next report",
+		"phase:reset",
+		"phase:end",
+	}, f.actions)
+	assert.Equal(t, 1, f.resets)
+	assert.Equal(t, 5, f.calls, "normal, disconnect, reject, drop-response, reset")
+}
+
+// A phase whose reports never come is the firmware's business: the
+// scenario logs it and goes on, so the checks can judge.
+func TestMissingReportsDoNotStopTheScenario(t *testing.T) {
+	f := newFake(t, func(int, int) error { return fmt.Errorf("session: 0 of 1 reports: %w", context.DeadlineExceeded) })
+	var lines []string
+	err := Run(context.Background(), f, Config{Thing: "dut", Expect: fastExpect, Logf: func(format string, a ...any) {
+		lines = append(lines, fmt.Sprintf(format, a...))
+	}}, Full(2))
+	require.NoError(t, err)
+	assert.Contains(t, f.actions, "phase:end")
+	going := 0
+	for _, l := range lines {
+		if strings.Contains(l, "going on") {
+			going++
+		}
+	}
+	assert.Equal(t, 5, going, "every phase timed out and went on: %q", lines)
+}
+
+// A lab failure (the target died, a port vanished) stops the scenario at
+// once and is returned as is.
+func TestLabErrorStopsTheScenario(t *testing.T) {
+	lab := harness.LabError(errors.New("qemu exited"))
+	f := newFake(t, func(call, _ int) error {
+		if call == 2 {
+			return lab
+		}
+		return nil
+	})
+	err := Run(context.Background(), f, Config{Thing: "dut", Expect: fastExpect}, Full(2))
+	require.ErrorIs(t, err, harness.ErrLab)
+	assert.NotContains(t, f.actions, "phase:reject")
+	assert.Zero(t, f.resets)
+}
+
+func TestCancelledRunReturnsContextError(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := newFake(t, func(int, int) error { cancel(); return context.Canceled })
+	err := Run(ctx, f, Config{Thing: "dut", Expect: fastExpect}, Full(2))
+	require.ErrorIs(t, err, context.Canceled)
+}
