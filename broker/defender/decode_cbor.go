@@ -231,12 +231,19 @@ func (w *cborWalker) more(read int, n uint64, indef bool) (bool, *Problem) {
 	return true, nil
 }
 
-// capacity bounds a preallocation by what the remaining input can hold.
+// maxPrealloc caps a container's up-front allocation: a declared count is
+// only a claim, and nested claims would each reserve room for the whole
+// remaining payload (33 nested arrays claiming 65535 items made a 123 KB
+// payload allocate 185 MB). Larger containers grow as they are read.
+const maxPrealloc = 16
+
+// capacity bounds a preallocation by the claim, what the remaining input
+// can hold, and maxPrealloc.
 func (w *cborWalker) capacity(n uint64, indef bool, perItem int) int {
 	if indef {
 		return 0
 	}
-	return int(min(n, uint64((len(w.b)-w.i)/perItem), maxElements))
+	return int(min(n, uint64((len(w.b)-w.i)/perItem), maxPrealloc))
 }
 
 func (w *cborWalker) array(out *node, n uint64, indef bool) *Problem {
