@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -346,4 +347,40 @@ func TestTopicAliasRefusal(t *testing.T) {
 	assert.Equal(t, "$aws/things/dev/shadow/update", pol.Topic)
 	pubs := countEvents(b, kindIs(EventPublish, "dev"))
 	assert.Equal(t, 1, pubs, "only the first, allowed publish is logged")
+}
+
+// TestWillsAreJudgedAtConnect: mochi publishes wills past the publish hook,
+// so a will that would be refused as a publish (a fake answer on a response
+// topic, an unjudged report, a retained $aws message) refuses the CONNECT.
+func TestWillsAreJudgedAtConnect(t *testing.T) {
+	b := startBroker(t, Config{})
+	for _, tc := range []struct{ name, topic string }{
+		{"response-topic", topicOf("victim", defender.JSONAccepted)},
+		{"report-topic", topicOf("evil", defender.JSONPublish)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := dialRaw(t, b.Addr("tcp"), 4)
+			rc.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: packets.ConnectParams{
+				ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: "evil-" + tc.name,
+				WillFlag: true, WillTopic: tc.topic, WillPayload: []byte(`{"status":"ACCEPTED"}`), WillRetain: true}})
+			ack := rc.expect(packets.Connack)
+			require.NotEqual(t, byte(0), ack.ReasonCode, "CONNACK must refuse the will")
+			rc.expectClosed()
+			waitEvent(t, b, "policy event", func(ev Event) bool {
+				return ev.Kind == EventPolicy && ev.Topic == tc.topic && strings.HasPrefix(ev.Error, "will: ")
+			})
+		})
+	}
+}
+
+// TestStrictPolicyRefusesIdentitiesThatAreNotThingNames: a client ID of "+"
+// would otherwise own "$aws/things/+/..." and read every device's reports.
+func TestStrictPolicyRefusesIdentitiesThatAreNotThingNames(t *testing.T) {
+	b := startBroker(t, Config{Policy: PolicyStrict})
+	rc := dialRaw(t, b.Addr("tcp"), 4)
+	rc.connect("+", true)
+	rc.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: "$aws/things/+/defender/metrics/json", Qos: 1}}})
+	rc.expectClosed()
+	waitEvent(t, b, "policy event", func(ev Event) bool { return ev.Kind == EventPolicy && ev.Reason == RefusedPolicy })
 }

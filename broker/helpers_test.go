@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -305,10 +306,17 @@ func (rc *rawClient) expectClosed() []packets.Packet {
 		pk, err := rc.next()
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
 				rc.t.Fatalf("connection still open after %s; saw %d packets", waitLimit, len(seen))
+			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+				errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrClosedPipe):
+				return seen
+			default:
+				// Only a closed connection counts: a packet the client
+				// could not decode or did not expect means it is still open.
+				rc.t.Fatalf("want the connection closed, got %v after %d packets", err, len(seen))
 			}
-			return seen
 		}
 		seen = append(seen, pk)
 	}

@@ -67,6 +67,26 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		_ = h.b.srv.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil)
 		return packets.ErrClientIdentifierNotValid
 	}
+	// mochi publishes wills straight to subscribers, past OnPacketRead: judge
+	// the will as the publish it will become, or a client could plant a fake
+	// Defender answer (or an unjudged report) by dropping its socket.
+	if pk.Connect.WillFlag {
+		r := h.checkPublish(c, pk.Connect.WillTopic, pk.Connect.WillRetain)
+		if r == nil {
+			if kind, _, ok := defender.MatchTopic(pk.Connect.WillTopic); ok && kind.IsPublish() {
+				r = &refusal{pk.Connect.WillTopic, RefusedPolicy, ReasonAuthError, packets.ErrNotAuthorized,
+					"a will on a Device Defender report topic would bypass validation: " + pk.Connect.WillTopic}
+			}
+		}
+		if r != nil {
+			ev := c.event(EventPolicy)
+			ev.Reason, ev.Error, ev.Topic, ev.Retain = r.reason, "will: "+r.detail, r.topic, pk.Connect.WillRetain
+			h.b.rec.Record(ev)
+			c.setEnd(r.lifecycle, "will refused: "+r.detail, "")
+			_ = h.b.srv.SendConnack(cl, packets.ErrNotAuthorized, false, nil)
+			return packets.ErrNotAuthorized
+		}
+	}
 	if old, ok := h.b.srv.Clients.Get(cl.ID); ok && old != cl && !old.Closed() {
 		if oc := connOf(old); oc != nil {
 			oc.setEnd(ReasonDuplicateClient, "session taken over by "+c.id, "")
@@ -283,8 +303,10 @@ func (h *hook) checkSubscribe(c *conn, filters packets.Subscriptions) *refusal {
 
 // ownTopic reports whether a topic or filter stays under the thing's own
 // "$aws/things/<thing>/" level (wildcards only below it).
+// An identity that is not a valid thing name ("+", "a/b", "#") owns nothing:
+// it would otherwise smuggle wildcards or extra levels into the prefix.
 func ownTopic(thing, topic string) bool {
-	return thing != "" && strings.HasPrefix(topic, "$aws/things/"+thing+"/")
+	return defender.ValidThingName(thing) == nil && strings.HasPrefix(topic, "$aws/things/"+thing+"/")
 }
 
 // refuse logs a policy event, marks why the connection ends, sends MQTT 5
