@@ -3,6 +3,7 @@ package defender
 import (
 	"bytes"
 	"runtime"
+	"strconv"
 	"testing"
 )
 
@@ -21,5 +22,23 @@ func TestNestedCountClaimsDoNotAllocate(t *testing.T) {
 	}
 	if d := after.TotalAlloc - before.TotalAlloc; d > 8<<20 {
 		t.Fatalf("validating a %d-byte payload allocated %d bytes", len(payload), d)
+	}
+}
+
+// TestLintFindingsAreBounded: a lenient payload full of look-alike keys
+// gets at most MaxLintFindings findings plus one "truncated" marker.
+func TestLintFindingsAreBounded(t *testing.T) {
+	var b bytes.Buffer
+	b.WriteString(`{"header":{"report_id":1,"version":"1.0"},"metrics":{}`)
+	for i := 0; i < 1000; i++ {
+		b.WriteString(`,"unknown_` + strconv.Itoa(i) + `":1`)
+	}
+	b.WriteString(`}`)
+	res := Validate(JSON, b.Bytes(), Options{Lenient: true})
+	if !res.Accepted() {
+		t.Fatalf("lenient mode rejected: %+v", res.Problem)
+	}
+	if len(res.Lint) != MaxLintFindings+1 || res.Lint[MaxLintFindings].Rule != LintTruncated {
+		t.Fatalf("got %d findings, last %+v", len(res.Lint), res.Lint[len(res.Lint)-1])
 	}
 }

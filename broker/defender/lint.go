@@ -80,3 +80,10 @@ func significantDigits(text string) int {
 	text = strings.Trim(text, "0")
 	return len(text)
 }
+
+// MaxLintFindings bounds the lint findings of one payload; LintTruncated
+// marks that more were found.
+const (
+	MaxLintFindings = 100
+	LintTruncated   = "truncated"
+)

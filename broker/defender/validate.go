@@ -90,7 +90,14 @@ func (v *validator) failAt(category, path, reason string) {
 }
 
 func (v *validator) note(rule, path, msg string) {
-	v.lint = append(v.lint, Finding{Rule: rule, Path: path, Message: msg})
+	// A hostile payload can carry thousands of look-alike keys: keep the
+	// first MaxLintFindings and count the rest in one last finding.
+	switch {
+	case len(v.lint) < MaxLintFindings:
+		v.lint = append(v.lint, Finding{Rule: rule, Path: path, Message: msg})
+	case len(v.lint) == MaxLintFindings:
+		v.lint = append(v.lint, Finding{Rule: LintTruncated, Path: "", Message: "more lint findings not listed"})
+	}
 }
 
 // slot is one resolved member: its value and the key as sent.

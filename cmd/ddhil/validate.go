@@ -40,7 +40,7 @@ func runValidate(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	code := exitOK
 	for i, file := range files {
-		payload, err := os.ReadFile(file)
+		payload, err := readAtMost(file, defender.MaxPayload+1)
 		if err != nil {
 			fmt.Fprintf(stdout, "%s: rejected unreadable: %v\n", file, err)
 			code = exitFail
@@ -118,4 +118,15 @@ func pointerOrRoot(p string) string {
 		return "/"
 	}
 	return p
+}
+
+// readAtMost reads up to limit bytes: anything larger is over AWS's cap
+// anyway, and /dev/zero must not eat the machine's memory.
+func readAtMost(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit))
 }
