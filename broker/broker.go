@@ -487,9 +487,12 @@ func (l *listener) Serve(listeners.EstablishFn) {
 	}
 }
 
-func (l *listener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting. It does not call mochi's closeClients: Broker.Close
+// has already ended every connection, and mochi v2.7.9's GetByListener
+// takes the clients' read lock twice, which can deadlock against its
+// session-expiry loop.
+func (l *listener) Close(listeners.CloseFn) {
 	_ = l.ln.Close()
-	closeClients(l.id)
 }
 
 func tlsInfoOf(cs tls.ConnectionState) *TLSInfo {
