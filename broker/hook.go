@@ -236,7 +236,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	ev := c.event(EventPublish)
 	ev.Topic, ev.QoS, ev.Retain = pk.TopicName, pk.FixedHeader.Qos, pk.FixedHeader.Retain
-	ev.Payload = bytes.Clone(pk.Payload)
+	// The report event keeps a Defender report's whole payload; the publish
+	// event keeps a bounded prefix, so a client looping 128 KB publishes on
+	// other topics cannot grow the in-memory log at network speed.
+	ev.Payload = bytes.Clone(pk.Payload[:min(len(pk.Payload), maxPublishPayloadLogged)])
 	if kind, thing, ok := defender.MatchTopic(pk.TopicName); ok && kind.IsPublish() {
 		ev.Thing, ev.Format = thing, kind.Format()
 	}
@@ -260,6 +263,9 @@ func (h *hook) OnPublished(cl *mqtt.Client, _ packets.Packet) {
 	c.pendingReport, c.pendingJob = false, nil
 	h.b.afterReport(cl, c, job)
 }
+
+// maxPublishPayloadLogged bounds the payload bytes a publish event keeps.
+const maxPublishPayloadLogged = 1024
 
 // refusal is an action AWS IoT Core answers by closing the connection.
 type refusal struct {
