@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/conformance"
 	"github.com/ddhil/ddhil/harness/profile"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/runner"
@@ -90,6 +91,9 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 		return exitUsage, err
 	}
 	o.Only = splitList(*only)
+	if _, err := conformance.Select(o.Only); err != nil {
+		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+	}
 	o.Faults = splitList(*faults)
 	o.Vars = vars
 	o.Vars["thing"] = *thing

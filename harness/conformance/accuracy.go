@@ -327,9 +327,6 @@ func checkTrafficAgrees(c *Capture) Outcome {
 	}
 	var out Outcome
 	for _, s := range samples {
-		if s.isCumulative() && !s.firstAfterBoot {
-			continue // DD-A01's finding; not counted twice
-		}
 		if !s.matchesDelta() {
 			out.Findings = append(out.Findings, finding(s.r, "network_stats disagree with the traffic the module carried: "+s.diff(), s.evidence()))
 		}

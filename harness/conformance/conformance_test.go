@@ -219,3 +219,53 @@ func TestLostReportAtLinkDrop(t *testing.T) {
 		}
 	}
 }
+
+// TestSilenceAfterResetOrRejectionFails: a device that stops reporting after
+// a reboot, or after a Throttled rejection, must not pass.
+func TestSilenceAfterResetOrRejectionFails(t *testing.T) {
+	d := newDevice(t)
+	d.phase("normal")
+	d.connect()
+	for i := 0; i < 4; i++ {
+		d.report()
+		d.advance(time.Second)
+	}
+	d.phase("reset")
+	d.reset()
+	d.advance(30 * time.Second)
+	d.c.Expect.ReconnectBound = 10 * time.Second
+	d.c.End = d.now
+	st, res := statuses(t, d.c)
+	assert.Equal(t, StatusFail, st["DD-R01"], "%v", findingsOf(res, "DD-R01"))
+
+	d = newDevice(t)
+	d.phase("normal")
+	d.connect()
+	for i := 0; i < 4; i++ {
+		d.report()
+		d.advance(time.Second)
+	}
+	d.rejectNext = "Throttled"
+	d.report()
+	d.advance(20 * time.Second)
+	d.c.End = d.now
+	st, res = statuses(t, d.c)
+	assert.Equal(t, StatusFail, st["DD-R02"], "%v", findingsOf(res, "DD-R02"))
+}
+
+// TestRunEndingRightAfterADropIsNotJudged: Ctrl-C 100 ms after the broker
+// dropped the link is no evidence against the device.
+func TestRunEndingRightAfterADropIsNotJudged(t *testing.T) {
+	d := newDevice(t)
+	d.phase("normal")
+	d.connect()
+	for i := 0; i < 4; i++ {
+		d.report()
+		d.advance(time.Second)
+	}
+	d.kick()
+	d.advance(100 * time.Millisecond)
+	d.c.End = d.now
+	st, res := statuses(t, d.c)
+	assert.NotEqual(t, StatusFail, st["DD-R01"], "%v", findingsOf(res, "DD-R01"))
+}

@@ -9,19 +9,28 @@ import (
 	"github.com/ddhil/ddhil/broker/defender"
 )
 
-// checkReconnect: after the broker drops the link the device reconnects
-// within its backoff bound and resumes reporting.
+// checkReconnect: after the broker drops the link, and after a reboot, the
+// device reconnects within its bound and resumes reporting. A run that
+// ended before the bound (Ctrl-C) is not judged.
 func checkReconnect(c *Capture) Outcome {
-	kicks := c.ActionsOf(ActionKick)
-	if len(kicks) == 0 {
-		return skip("the run did not drop the device's connection")
+	var restarts []Action
+	for _, a := range c.Actions {
+		if a.Kind == ActionKick || a.Kind == ActionReset {
+			restarts = append(restarts, a)
+		}
+	}
+	if len(restarts) == 0 {
+		return skip("the run neither dropped the device's connection nor reset it")
 	}
 	var out Outcome
-	for _, k := range kicks {
+	for _, k := range restarts {
+		what := map[string]string{ActionKick: "the broker dropped the link", ActionReset: "the reset"}[k.Kind]
 		var conn *broker.Event
 		for i := range c.Events {
 			ev := &c.Events[i]
-			if ev.Kind == broker.EventConnect && ev.Error == "" && ev.Mono > k.At && ev.ClientID == c.Thing {
+			// Any new connection counts: the device may use a client ID
+			// other than its thing name (DD-P03 only warns about that).
+			if ev.Kind == broker.EventConnect && ev.Error == "" && ev.Mono > k.At {
 				conn = ev
 				break
 			}
@@ -29,12 +38,10 @@ func checkReconnect(c *Capture) Outcome {
 		limit := k.At + c.Expect.ReconnectBound
 		if conn == nil || conn.Mono > limit {
 			if c.End < limit && conn == nil {
-				out.Findings = append(out.Findings, Finding{At: k.At, Message: fmt.Sprintf("no reconnect in the %s the run lasted after the drop", round(c.End-k.At)),
-					Evidence: map[string]any{"dropped_at": k.At.String(), "bound": c.Expect.ReconnectBound.String()}})
-				continue
+				continue // the run ended before the bound: nothing to judge
 			}
-			out.Findings = append(out.Findings, Finding{At: k.At, Message: fmt.Sprintf("no reconnect within %s of the broker dropping the link", c.Expect.ReconnectBound),
-				Evidence: map[string]any{"dropped_at": k.At.String(), "bound": c.Expect.ReconnectBound.String()}})
+			out.Findings = append(out.Findings, Finding{At: k.At, Message: fmt.Sprintf("no reconnect within %s after %s", c.Expect.ReconnectBound, what),
+				Evidence: map[string]any{"action": k.Kind, "at": k.At.String(), "bound": c.Expect.ReconnectBound.String()}})
 			continue
 		}
 		resumed := false
@@ -45,8 +52,8 @@ func checkReconnect(c *Capture) Outcome {
 			}
 		}
 		if !resumed && c.End-conn.Mono > c.Expect.FirstReportBound {
-			out.Findings = append(out.Findings, Finding{At: conn.Mono, Message: "reconnected but sent no report afterwards",
-				Evidence: map[string]any{"reconnected_at": conn.Mono.String(), "reconnect_after": round(conn.Mono - k.At).String()}})
+			out.Findings = append(out.Findings, Finding{At: conn.Mono, Message: fmt.Sprintf("reconnected after %s but sent no report within %s", what, c.Expect.FirstReportBound),
+				Evidence: map[string]any{"action": k.Kind, "reconnected_at": conn.Mono.String(), "reconnect_after": round(conn.Mono - k.At).String()}})
 		}
 	}
 	return out
@@ -77,6 +84,13 @@ func checkBackoff(c *Capture) Outcome {
 				if reports[j].Thing == c.Thing && !c.restartBetween(r.At(), reports[j].At()) {
 					storm = append(storm, round(reports[j].At()-t).String())
 				}
+			}
+			// ... and carries on: Throttled may cost it a period or two,
+			// not its reporting.
+			resume := t + 4*period + c.Expect.FirstReportBound
+			if c.End > resume && !c.restartBetween(r.At(), resume) && !c.reportBetween(t, resume) {
+				out.Findings = append(out.Findings, finding(r,
+					fmt.Sprintf("no report within %s after a rejection: the device stopped reporting", round(resume-t)), nil))
 			}
 			if len(storm) > 0 {
 				code := ""
@@ -124,6 +138,16 @@ func (c *Capture) responseDropped(r *ReportView) bool {
 func (c *Capture) restartBetween(a, b time.Duration) bool {
 	for _, act := range c.Actions {
 		if (act.Kind == ActionReset || act.Kind == ActionKick) && act.At >= a && act.At <= b {
+			return true
+		}
+	}
+	return false
+}
+
+// reportBetween reports whether the device published a report in (a, b].
+func (c *Capture) reportBetween(a, b time.Duration) bool {
+	for _, r := range c.Reports() {
+		if r.Thing == c.Thing && r.At() > a && r.At() <= b {
 			return true
 		}
 	}

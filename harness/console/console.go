@@ -394,7 +394,7 @@ func (c *Console) waitFor(ctx context.Context, what string, find func() bool) er
 			err := c.closeErr
 			tail := c.tailLocked(10)
 			c.mu.Unlock()
-			return fmt.Errorf("%w (%v) while waiting for %s; last lines:\n%s", ErrClosed, err, what, tail)
+			return fmt.Errorf("%w (%w) while waiting for %s; last lines:\n%s", ErrClosed, err, what, tail)
 		}
 		ch := c.notify
 		c.mu.Unlock()

@@ -389,7 +389,10 @@ func (m *Module) payloadDoneLocked() {
 			if !live {
 				return
 			}
-			if err != nil || l.closed {
+			// The payload reached the peer when the write succeeded, even
+			// if the link closed right after: a real module reports SEND OK
+			// once the data is in its TCP stack.
+			if err != nil {
 				m.emit([]byte(resultSendFail))
 				reason := "link closed"
 				if err != nil {

@@ -55,6 +55,7 @@ func dialQMP(ctx context.Context, conn net.Conn) (*qmpClient, error) {
 	select {
 	case err := <-greeting:
 		if err != nil {
+			conn.Close()
 			return nil, err
 		}
 	case <-ctx.Done():

@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	if err := report.WriteAll(o.OutDir, rep); err != nil {
 		return rep, fmt.Errorf("runner: writing reports: %w", err)
 	}
-	if o.Screenshot {
+	if o.Screenshot && ctx.Err() == nil {
 		screenshot(o.OutDir, logf)
 	}
 	logf("verdict %s: %s", rep.Verdict(), rep.VerdictReason())
@@ -238,18 +238,26 @@ func finish(rep *report.Report, o Options, c *conformance.Capture, checks []conf
 		rep.Run.Incomplete = true
 		rep.Run.IncompleteReason = "lab error"
 	}
+	crashed := runErr != nil && errors.Is(runErr, harness.ErrFirmwareCrash)
+	if crashed {
+		rep.Checks = append(rep.Checks, report.Check{ID: "DD-RUN", Title: "Firmware keeps running", Category: "other", Severity: report.SeverityFail,
+			Status: report.StatusFail, Findings: []report.Finding{{Message: runErr.Error()}}})
+	}
 	if c == nil {
+		// Nothing was captured: a crash is still the firmware's failure
+		// (the checks could not judge: skip); anything else is the lab's.
 		for _, ch := range checks {
-			rep.Checks = append(rep.Checks, report.Check{ID: ch.ID, Title: ch.Title, Severity: report.Severity(ch.Severity),
-				Citation: ch.Citation, Status: report.StatusError, Error: "no capture: " + firstNonEmpty(rep.Run.LabError, rep.Run.IncompleteReason, "the run did not start")})
+			rc := report.Check{ID: ch.ID, Title: ch.Title, Severity: report.Severity(ch.Severity), Citation: ch.Citation, Findings: []report.Finding{}}
+			if crashed {
+				rc.Status, rc.SkipReason = report.StatusSkip, "the firmware crashed before anything could be judged"
+			} else {
+				rc.Status, rc.Error = report.StatusError, "no capture: "+firstNonEmpty(rep.Run.LabError, rep.Run.IncompleteReason, "the run did not start")
+			}
+			rep.Checks = append(rep.Checks, rc)
 		}
 		return
 	}
 	results := conformance.Evaluate(c, checks)
-	if runErr != nil && errors.Is(runErr, harness.ErrFirmwareCrash) {
-		rep.Checks = append(rep.Checks, report.Check{ID: "DD-RUN", Title: "Firmware keeps running", Severity: report.SeverityFail,
-			Status: report.StatusFail, Findings: []report.Finding{{Message: runErr.Error()}}})
-	}
 	for _, r := range results {
 		rep.Checks = append(rep.Checks, checkOf(r))
 	}

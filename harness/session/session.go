@@ -264,8 +264,28 @@ func (a pipeAddr) Network() string { return "mem" }
 func (a pipeAddr) String() string  { return string(a) }
 
 // targetErr returns the target's death as the error when it died, else err.
+//
+// A console that closes is how a dying target first shows: QEMU's exit
+// status (a Lockup is the firmware's crash, anything else the lab's) comes
+// a moment later, so wait briefly for it. A target that cannot report its
+// death (Renode, a board) losing its console is a lab failure: the
+// emulator died or the port vanished.
 func (s *Session) targetErr(err error) error {
+	consoleClosed := err != nil && errors.Is(err, console.ErrClosed)
+	if err != nil && s.con != nil {
+		select {
+		case <-s.con.Done(): // a wait cancelled by withTarget when the console closed
+			consoleClosed = true
+		default:
+		}
+	}
 	if x, ok := s.target.(exiter); ok {
+		if consoleClosed {
+			select {
+			case <-x.Done():
+			case <-time.After(2 * time.Second):
+			}
+		}
 		select {
 		case <-x.Done():
 			if xe := x.Err(); xe != nil {
@@ -273,6 +293,10 @@ func (s *Session) targetErr(err error) error {
 			}
 		default:
 		}
+		return err
+	}
+	if consoleClosed && !errors.Is(err, harness.ErrLab) {
+		return harness.LabError(fmt.Errorf("session: the target's console closed (emulator gone or port vanished): %w", err))
 	}
 	return err
 }
@@ -280,10 +304,22 @@ func (s *Session) targetErr(err error) error {
 // withTarget returns a context that also ends when the target dies.
 func (s *Session) withTarget(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
+	var conDone <-chan struct{}
+	if s.con != nil {
+		conDone = s.con.Done()
+	}
 	if x, ok := s.target.(exiter); ok {
 		go func() {
 			select {
 			case <-x.Done():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	} else if conDone != nil {
+		go func() {
+			select {
+			case <-conDone:
 				cancel()
 			case <-ctx.Done():
 			}
