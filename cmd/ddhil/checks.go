@@ -69,8 +69,12 @@ const toleranceModel = `## Accuracy tolerance model (DD-A01, DD-A02)
   firmware counts — bytes and messages of every ` + "`AT+CIPSEND`" + ` that got ` + "`SEND OK`" + ` (out) and of every
   ` + "`+IPD`" + ` (in). Outbound figures must match exactly. Inbound figures may lack the ` + "`+IPD`" + ` messages
   that arrived in the 250 ms before the CIPSEND carrying the report (the firmware snapshots its
-  counters while building the report); any value in that window is accepted. The first report after
-  a boot is a delta from boot, so DD-A01 (deltas, not totals) is judged from the second report on.
+  counters while building the report); any value in that window is accepted. Only links the
+  current boot opened count (data of a link the module kept across an MCU reset is the previous
+  boot's). When the link dropped after the previous report, a report the firmware built then may
+  have been lost with the link yet moved its baseline: deltas from such a point are accepted too.
+  The first report after a boot is a delta from boot, so DD-A01 (deltas, not totals) is judged from
+  the second report on.
 - **Network transport** (a board with its own TCP/TLS stack): the broker counts bytes at the TCP
   payload level below TLS; a device may count IP packets, so ` + "`bytes_out`" + ` may exceed the broker's
   figure by ` + "`header_overhead`" + ` (default 80) bytes per reported packet, plus one report's size for

@@ -60,7 +60,7 @@ var catalogue = []Check{
 	{ID: "DD-R02", Title: "Backs off after a rejection without stopping, and carries on without a response", Severity: SeverityFail,
 		Citation: citeSpec + " (Throttled); protocol note 4 (retries)", ProvenBy: "retry-storm", Run: checkBackoff},
 	{ID: "DD-X01", Title: "Mutual TLS 1.2+ with a strong, valid client certificate", Severity: SeverityFail,
-		Citation: citeSecurity, ProvenBy: "no firmware fault (the reference agent has no TLS): broker test with an RSA-1024 and an expired client certificate", Run: checkTLS},
+		Citation: citeSecurity, ProvenBy: "no firmware fault (the reference agent has no TLS): a real mutual-TLS client with an RSA-1024 certificate (harness/conformance/tls_test.go)", Run: checkTLS},
 	{ID: "DD-X02", Title: "Stays within its own thing's topics", Severity: SeverityFail,
 		Citation: citePolicy, ProvenBy: "wrong-thing", Run: checkOwnTopics},
 }
