@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/ddhil/ddhil/broker"
@@ -113,7 +112,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		return nil, err
 	}
 	capture, labErr := execute(ctx, o, rep, logf)
-	finish(rep, o, capture, checks, labErr, ctx.Err(), started)
+	finish(rep, capture, checks, labErr, ctx.Err(), started)
 	if err := report.WriteAll(o.OutDir, rep); err != nil {
 		return rep, fmt.Errorf("runner: writing reports: %w", err)
 	}
@@ -222,7 +221,7 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 }
 
 // finish evaluates the checks and fills the report.
-func finish(rep *report.Report, o Options, c *conformance.Capture, checks []conformance.Check, runErr, ctxErr error, started time.Time) {
+func finish(rep *report.Report, c *conformance.Capture, checks []conformance.Check, runErr, ctxErr error, started time.Time) {
 	rep.Run.Finished = time.Now()
 	rep.Run.Duration = rep.Run.Finished.Sub(started)
 	switch {
@@ -324,9 +323,6 @@ func fillExpectations(rep *report.Report, vars profile.Vars, e conformance.Expec
 	rep.Profile.Expect = ex
 	rep.Schedule = &report.Schedule{Period: e.TestPeriod, Tolerance: e.Tolerance, FirstReportBound: e.FirstReportBound}
 }
-
-// Itoa is a small helper for callers composing Vars.
-func Itoa(n int) string { return strconv.Itoa(n) }
 
 // overrideExpectations applies the non-zero fields of o over e.
 func overrideExpectations(e, o conformance.Expectations) conformance.Expectations {
