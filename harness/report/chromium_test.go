@@ -123,12 +123,8 @@ func TestChromiumErrors(t *testing.T) {
 		assert.Less(t, time.Since(start), 10*time.Second, "waited for the browser instead of killing it")
 		// SIGKILLed processes take a moment to die under load.
 		var live []string
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if live = liveChromiums(t); len(live) == 0 {
-				break
-			}
-		}
-		assert.Empty(t, live, "browser processes left behind")
+		assert.Eventually(t, func() bool { live = liveChromiums(t); return len(live) == 0 }, 5*time.Second, 50*time.Millisecond,
+			"browser processes left behind: %v", live)
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -44,14 +45,10 @@ func TestChildDiesWithParent(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, helper.Process.Kill())
 	_ = helper.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		// The sleep is the helper's child, reparented to init: once killed
-		// it is reaped by init and kill(pid, 0) fails.
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("child %d outlived its killed parent", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
+	// The sleep is the helper's child, reparented to init: once killed it
+	// is reaped by init and kill(pid, 0) fails.
+	if !assert.Eventually(t, func() bool { return syscall.Kill(pid, 0) != nil }, 10*time.Second, 20*time.Millisecond,
+		"child %d outlived its killed parent", pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
