@@ -238,6 +238,17 @@ func (d *device) phase(name string) {
 	d.c.Actions = append(d.c.Actions, Action{At: d.now, Kind: ActionPhase, Detail: name})
 }
 
+// reportNormally connects and reports n times, one period apart, in the
+// normal phase.
+func (d *device) reportNormally(n int) {
+	d.phase("normal")
+	d.connect()
+	for i := 0; i < n; i++ {
+		d.report()
+		d.advance(time.Second)
+	}
+}
+
 // run plays the standard scenario: normal reporting, a broker drop, a
 // reboot, each followed by reports.
 func (d *device) run(periods int) *Capture {

@@ -195,12 +195,7 @@ func contains(list []string, s string) bool {
 func TestLostReportAtLinkDrop(t *testing.T) {
 	for _, inflate := range []bool{false, true} {
 		d := newDevice(t)
-		d.phase("normal")
-		d.connect()
-		for i := 0; i < 4; i++ {
-			d.report()
-			d.advance(time.Second)
-		}
+		d.reportNormally(4)
 		// The device builds a report whose send dies with the link: its
 		// counters move, the broker sees nothing.
 		d.base = d.counted
@@ -224,12 +219,7 @@ func TestLostReportAtLinkDrop(t *testing.T) {
 // a reboot, or after a Throttled rejection, must not pass.
 func TestSilenceAfterResetOrRejectionFails(t *testing.T) {
 	d := newDevice(t)
-	d.phase("normal")
-	d.connect()
-	for i := 0; i < 4; i++ {
-		d.report()
-		d.advance(time.Second)
-	}
+	d.reportNormally(4)
 	d.phase("reset")
 	d.reset()
 	d.advance(30 * time.Second)
@@ -239,12 +229,7 @@ func TestSilenceAfterResetOrRejectionFails(t *testing.T) {
 	assert.Equal(t, StatusFail, st["DD-R01"], "%v", findingsOf(res, "DD-R01"))
 
 	d = newDevice(t)
-	d.phase("normal")
-	d.connect()
-	for i := 0; i < 4; i++ {
-		d.report()
-		d.advance(time.Second)
-	}
+	d.reportNormally(4)
 	d.rejectNext = "Throttled"
 	d.report()
 	d.advance(20 * time.Second)
@@ -257,12 +242,7 @@ func TestSilenceAfterResetOrRejectionFails(t *testing.T) {
 // dropped the link is no evidence against the device.
 func TestRunEndingRightAfterADropIsNotJudged(t *testing.T) {
 	d := newDevice(t)
-	d.phase("normal")
-	d.connect()
-	for i := 0; i < 4; i++ {
-		d.report()
-		d.advance(time.Second)
-	}
+	d.reportNormally(4)
 	d.kick()
 	d.advance(100 * time.Millisecond)
 	d.c.End = d.now
