@@ -66,9 +66,15 @@ func TestGarbageDoesNotHurtOthers(t *testing.T) {
 	}
 	// Every junk connection ended with a connect (or connect failure) and a
 	// disconnect; the good device is still connected.
-	waitEvent(t, b, "last junk disconnect", func(ev Event) bool {
-		return ev.Kind == EventDisconnect && ev.ConnID == "tcp-"+strconv.Itoa(len(cases)+1)
-	})
+	// A client sees its socket close before the broker records the
+	// disconnect, so wait for every junk connection's event, not only the
+	// last one's.
+	for i := range cases {
+		connID := "tcp-" + strconv.Itoa(i+2)
+		waitEvent(t, b, "junk disconnect "+connID, func(ev Event) bool {
+			return ev.Kind == EventDisconnect && ev.ConnID == connID
+		})
+	}
 	assert.Equal(t, len(cases), countEvents(b, kindIs(EventDisconnect, "")))
 	assert.True(t, good.c.IsConnectionOpen())
 	roundTrip()
