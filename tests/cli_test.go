@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ddhil/ddhil/harness/qemu"
+	"github.com/ddhil/ddhil/harness/target/qemu"
 )
 
 // buildDDHIL compiles the CLI once per test binary.

@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ddhil/ddhil/harness/conformance"
-	"github.com/ddhil/ddhil/harness/qemu"
+	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/runner"
+	"github.com/ddhil/ddhil/harness/target/qemu"
 )
 
 // runConformance runs the whole scenario on the reference firmware in QEMU

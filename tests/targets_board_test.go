@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/board"
-	"github.com/ddhil/ddhil/harness/hwmap"
+	"github.com/ddhil/ddhil/harness/device/hwmap"
 	"github.com/ddhil/ddhil/harness/runner"
+	"github.com/ddhil/ddhil/harness/target/board"
 	"github.com/ddhil/ddhil/internal/syncbuf"
 )
 

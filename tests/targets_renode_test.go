@@ -18,9 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/renode"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/runner"
+	"github.com/ddhil/ddhil/harness/target/renode"
 )
 
 // Renode selection (docs/renode.md): a flag wins over its variable.
@@ -176,7 +176,7 @@ func TestRenodeConformance(t *testing.T) {
 	assert.Equal(t, 0, rep.ExitCode(), "verdict %s (%s): %v", rep.Verdict(), rep.VerdictReason(), failedChecks(rep))
 }
 
-// fakeRenode builds the FAKE renode (harness/renode/internal/fakerenode)
+// fakeRenode builds the FAKE renode (harness/target/renode/internal/fakerenode)
 // and returns a launcher script that runs it in QEMU mode: the fake's
 // monitor, XML-RPC server and socket terminals, with the loaded ELF running
 // in a real qemu-system-arm behind them. Renode itself cannot be installed
@@ -189,7 +189,7 @@ func fakeRenode(t *testing.T) string {
 	}
 	dir := t.TempDir()
 	fake := filepath.Join(dir, "renode-fake")
-	build := exec.Command(goTool(), "build", "-o", fake, "./harness/renode/internal/fakerenode/cmd/renode")
+	build := exec.Command(goTool(), "build", "-o", fake, "./harness/target/renode/internal/fakerenode/cmd/renode")
 	build.Dir = repoRoot()
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build fake renode: %s", out)

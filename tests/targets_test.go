@@ -21,7 +21,7 @@ import (
 	"testing"
 
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/qemu"
+	"github.com/ddhil/ddhil/harness/target/qemu"
 )
 
 var targetFlag = flag.String("ddhil.target", "", "target kind for the end-to-end suites (qemu, ...); default $DDHIL_TARGET or qemu")

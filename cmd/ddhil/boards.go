@@ -6,8 +6,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/hwmap"
-	"github.com/ddhil/ddhil/harness/serialport"
+	"github.com/ddhil/ddhil/harness/device/hwmap"
+	"github.com/ddhil/ddhil/harness/link/serialport"
 )
 
 func init() {

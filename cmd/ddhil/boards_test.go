@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ddhil/ddhil/harness/hwmap"
-	"github.com/ddhil/ddhil/harness/serialport"
+	"github.com/ddhil/ddhil/harness/device/hwmap"
+	"github.com/ddhil/ddhil/harness/link/serialport"
 )
 
 func boardsCLI(args ...string) (int, string, string) {

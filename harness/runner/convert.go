@@ -8,7 +8,7 @@ import (
 
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/broker/defender"
-	"github.com/ddhil/ddhil/harness/conformance"
+	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/report"
 )
 

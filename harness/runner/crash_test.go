@@ -10,11 +10,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ddhil/ddhil/harness/qemu"
 	"github.com/ddhil/ddhil/harness/report"
+	"github.com/ddhil/ddhil/harness/target/qemu"
 )
 
-// crashProfile drives harness/qemu's test firmware, whose "crash" command
+// crashProfile drives harness/target/qemu's test firmware, whose "crash" command
 // escalates a fault to a Lockup, during provisioning.
 const crashProfile = `name: crash-during-provisioning
 console:

@@ -18,8 +18,8 @@ import (
 
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/conformance"
-	"github.com/ddhil/ddhil/harness/profile"
+	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/scenario"
 	"github.com/ddhil/ddhil/harness/session"

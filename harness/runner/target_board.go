@@ -12,12 +12,12 @@ import (
 	"unicode"
 
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/board"
-	"github.com/ddhil/ddhil/harness/hwmap"
-	"github.com/ddhil/ddhil/harness/profile"
-	"github.com/ddhil/ddhil/harness/provision"
-	"github.com/ddhil/ddhil/harness/serialport"
+	"github.com/ddhil/ddhil/harness/device/hwmap"
+	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/device/provision"
+	"github.com/ddhil/ddhil/harness/link/serialport"
 	"github.com/ddhil/ddhil/harness/session"
+	"github.com/ddhil/ddhil/harness/target/board"
 )
 
 // The board target: `ddhil run --target board --hwmap F [--board ID]`.

@@ -18,10 +18,10 @@ import (
 
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/conformance"
-	"github.com/ddhil/ddhil/harness/hwmap"
-	"github.com/ddhil/ddhil/harness/profile"
-	"github.com/ddhil/ddhil/harness/provision/u5test"
+	"github.com/ddhil/ddhil/harness/device/hwmap"
+	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/device/provision/u5test"
+	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/session"
 )
 
@@ -321,7 +321,7 @@ func TestConfigureBoardSession(t *testing.T) {
 }
 
 // u5Board stands in for a B-U585I-IOT02A on the bench, which is not here:
-// the scripted console and network client of harness/provision/u5test
+// the scripted console and network client of harness/device/provision/u5test
 // (built from shared/docs/stm32-reference.md) over net.Pipe. Reset is the
 // probe's hardware reset.
 type u5Board struct {

@@ -4,7 +4,7 @@ import (
 	"io"
 
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/qemu"
+	"github.com/ddhil/ddhil/harness/target/qemu"
 )
 
 func init() {

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/renode"
+	"github.com/ddhil/ddhil/harness/target/renode"
 )
 
 // probeTimeout bounds the Docker ping that decides whether Renode can run

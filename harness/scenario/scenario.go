@@ -18,7 +18,7 @@ import (
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/broker/defender"
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/conformance"
+	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/session"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/conformance"
+	"github.com/ddhil/ddhil/harness/judge/conformance"
 )
 
 // fakeSession records what the scenario does; its reports come (or not)

@@ -22,10 +22,10 @@ import (
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/broker/defender"
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/conformance"
-	"github.com/ddhil/ddhil/harness/console"
-	"github.com/ddhil/ddhil/harness/espat"
-	"github.com/ddhil/ddhil/harness/profile"
+	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/judge/conformance"
+	"github.com/ddhil/ddhil/harness/link/console"
+	"github.com/ddhil/ddhil/harness/link/espat"
 )
 
 // Addresses of the in-memory network between the emulated module and the

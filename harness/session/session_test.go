@@ -16,10 +16,10 @@ import (
 
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/harness"
-	"github.com/ddhil/ddhil/harness/conformance"
-	"github.com/ddhil/ddhil/harness/espat"
-	"github.com/ddhil/ddhil/harness/profile"
-	"github.com/ddhil/ddhil/harness/qemu"
+	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/judge/conformance"
+	"github.com/ddhil/ddhil/harness/link/espat"
+	"github.com/ddhil/ddhil/harness/target/qemu"
 )
 
 // mqttConnect is an MQTT 3.1.1 CONNECT for client "dut-1", keep-alive 60 s.
