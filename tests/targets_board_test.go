@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/hwmap"
 	"github.com/ddhil/ddhil/harness/runner"
+	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/board"
 	"github.com/ddhil/ddhil/internal/syncbuf"
 )
@@ -60,7 +60,7 @@ func locateBoard(t *testing.T) (hwmap.Board, string) {
 // the reference agent through the Wi-Fi module ddhil plays, so they need a
 // module board (NUCLEO-F446RE, STM32F4-Discovery with a USB-serial adapter).
 // An invalid map or an unknown board id fails the test.
-func newBoardTarget(t *testing.T) harness.Target {
+func newBoardTarget(t *testing.T) target.Target {
 	t.Helper()
 	b, path := locateBoard(t)
 	if b.Transport.Kind != hwmap.TransportModule {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/ddhil/ddhil/internal/syncbuf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ddhil/ddhil/internal/syncbuf"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/runner"
+	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/renode"
 )
 
@@ -64,7 +65,7 @@ func probeRenode(t *testing.T, cfg renode.Config) {
 
 // newRenodeTarget is targetFactories["renode"]; Renode's log goes to the
 // test log when the test fails.
-func newRenodeTarget(t *testing.T) harness.Target {
+func newRenodeTarget(t *testing.T) target.Target {
 	t.Helper()
 	cfg := renodeConfig(t)
 	probeRenode(t, cfg)

@@ -10,7 +10,6 @@ package tests
 import (
 	"flag"
 	"fmt"
-	"github.com/ddhil/ddhil/internal/syncbuf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +19,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/internal/syncbuf"
+
+	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/qemu"
 )
 
@@ -28,7 +29,7 @@ var targetFlag = flag.String("ddhil.target", "", "target kind for the end-to-end
 
 // targetFactory builds an unstarted target for one test. It calls t.Skip
 // with a reason (and an install hint) when its tools or hardware are absent.
-type targetFactory func(t *testing.T) harness.Target
+type targetFactory func(t *testing.T) target.Target
 
 // targetFactories maps -ddhil.target names to factories.
 var targetFactories = map[string]targetFactory{
@@ -47,7 +48,7 @@ func targetName() string {
 }
 
 // newTarget builds the selected target, failing the test on an unknown name.
-func newTarget(t *testing.T) harness.Target {
+func newTarget(t *testing.T) target.Target {
 	t.Helper()
 	name := targetName()
 	f, ok := targetFactories[name]
@@ -104,7 +105,7 @@ func firmwareELF(t *testing.T, fwProfile string) string {
 // newQEMUTarget runs the qemu-netduinoplus2 build on qemu-system-arm with
 // the contract's wiring (serial0 = USART1 transport, serial1 = USART2
 // console). QEMU's own output goes to the test log on failure.
-func newQEMUTarget(t *testing.T) harness.Target {
+func newQEMUTarget(t *testing.T) target.Target {
 	t.Helper()
 	if err := qemu.Probe(""); err != nil {
 		t.Skip(err.Error())

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ddhil/ddhil/broker/defender"
-	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/target"
 )
 
 // SchemaVersion names the JSON layout. Fields may be added within a version
@@ -69,11 +69,11 @@ const (
 // Report is everything one run established. Offsets (the *NS fields of type
 // time.Duration) count nanoseconds from Run.Started on the run's clock.
 type Report struct {
-	Schema   string       `json:"schema"`
-	Run      Run          `json:"run"`
-	Target   harness.Info `json:"target"`
-	Firmware Firmware     `json:"firmware"`
-	Profile  Profile      `json:"profile"`
+	Schema   string      `json:"schema"`
+	Run      Run         `json:"run"`
+	Target   target.Info `json:"target"`
+	Firmware Firmware    `json:"firmware"`
+	Profile  Profile     `json:"profile"`
 
 	// Outcome, OutcomeReason and Counts are what Verdict, VerdictReason and
 	// the checks gave when the report was written; the writers compute them,

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/ddhil/ddhil/broker/defender"
-	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/target"
 )
 
 // The sample is a two-minute QEMU run of the reference agent built with a
@@ -102,7 +102,7 @@ func sampleReport() *Report {
 		Command: []string{"ddhil", "run", "--target", "qemu", "--firmware", "firmware/build/qemu-netduinoplus2/ddagent.elf",
 			"--profile", "fixtures/profiles/ddagent.yaml", "--out", "run/demo", "--periods", "5"},
 	}
-	r.Target = harness.Info{
+	r.Target = target.Info{
 		Kind: "qemu", Name: "netduinoplus2", Version: "QEMU emulator version 7.2.0 (Debian 1:7.2+dfsg-7+deb12u7)",
 		Firmware: "firmware/build/qemu-netduinoplus2/ddagent.elf",
 		Extra:    map[string]string{"transport": "esp-at bridge", "console": "usart2"},

@@ -23,6 +23,7 @@ import (
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/scenario"
 	"github.com/ddhil/ddhil/harness/session"
+	"github.com/ddhil/ddhil/harness/target"
 )
 
 // Options describe one run. Target, Firmware and Profile are required;
@@ -62,7 +63,7 @@ type Options struct {
 }
 
 // TargetFactory builds an unstarted target for a run.
-type TargetFactory func(o Options, log io.Writer) (harness.Target, error)
+type TargetFactory func(o Options, log io.Writer) (target.Target, error)
 
 // Targets maps --target names to factories; drivers register in their own
 // files of this package.

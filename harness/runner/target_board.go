@@ -17,6 +17,7 @@ import (
 	"github.com/ddhil/ddhil/harness/device/provision"
 	"github.com/ddhil/ddhil/harness/link/serialport"
 	"github.com/ddhil/ddhil/harness/session"
+	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/board"
 )
 
@@ -191,7 +192,7 @@ func prepareBoard(o *Options) error {
 	return nil
 }
 
-func newBoardTarget(o Options, log io.Writer) (harness.Target, error) {
+func newBoardTarget(o Options, log io.Writer) (target.Target, error) {
 	b, err := LocateBoard(o.HWMap, o.Board)
 	if err != nil {
 		return nil, err
@@ -205,7 +206,7 @@ func newBoardTarget(o Options, log io.Writer) (harness.Target, error) {
 
 // boardTarget is a board plus what its session needs.
 type boardTarget struct {
-	harness.Target
+	target.Target
 	board  hwmap.Board
 	pkiDir string
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/ddhil/ddhil/harness/device/provision/u5test"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/session"
+	"github.com/ddhil/ddhil/harness/target"
 )
 
 func repoPath(parts ...string) string {
@@ -341,7 +342,7 @@ func (b *u5Board) Reset(context.Context) error {
 	b.dev.Reboot()
 	return nil
 }
-func (b *u5Board) Info() harness.Info { return harness.Info{Kind: "board", Name: "u585-sim"} }
+func (b *u5Board) Info() target.Info { return target.Info{Kind: "board", Name: "u585-sim"} }
 func (b *u5Board) Close() error {
 	b.host.Close()
 	return b.dev.Close()

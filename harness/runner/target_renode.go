@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/renode"
 )
 
@@ -20,7 +21,7 @@ func init() { Targets["renode"] = newRenodeTarget }
 // container o.RenodeImage, else renode from PATH, else renode.DefaultImage
 // when Docker answers. With neither a binary nor Docker it fails with an
 // error wrapping harness.ErrLab that says how to install Renode.
-func newRenodeTarget(o Options, log io.Writer) (harness.Target, error) {
+func newRenodeTarget(o Options, log io.Writer) (target.Target, error) {
 	cfg := renode.Config{Binary: o.RenodeBinary, Image: o.RenodeImage, Firmware: o.Firmware, Log: log}
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()

@@ -26,6 +26,7 @@ import (
 	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/link/console"
 	"github.com/ddhil/ddhil/harness/link/espat"
+	"github.com/ddhil/ddhil/harness/target"
 )
 
 // Addresses of the in-memory network between the emulated module and the
@@ -40,7 +41,7 @@ const (
 type Config struct {
 	// Target is the firmware's runtime, not yet started; the session starts
 	// and closes it.
-	Target harness.Target
+	Target target.Target
 	// Broker is an already started broker to use (the caller closes it);
 	// nil makes the session build one from BrokerConfig and own it.
 	Broker       *broker.Broker
@@ -76,7 +77,7 @@ type Session struct {
 	epoch   time.Time
 	broker  *broker.Broker
 	ownsB   bool
-	target  harness.Target
+	target  target.Target
 	con     *console.Console
 	module  *espat.Module
 	prof    *profile.Profile
@@ -99,12 +100,6 @@ type Session struct {
 type timedAction struct {
 	at time.Time
 	a  conformance.Action
-}
-
-// exiter is a target that can tell it died (qemu.QEMU).
-type exiter interface {
-	Done() <-chan struct{}
-	Err() error
 }
 
 // Start builds the session: broker, target, module, console, then waits for
@@ -279,7 +274,7 @@ func (s *Session) targetErr(err error) error {
 		default:
 		}
 	}
-	if x, ok := s.target.(exiter); ok {
+	if x, ok := s.target.(target.Exiter); ok {
 		if consoleClosed {
 			select {
 			case <-x.Done():
@@ -308,7 +303,7 @@ func (s *Session) withTarget(ctx context.Context) (context.Context, context.Canc
 	if s.con != nil {
 		conDone = s.con.Done()
 	}
-	if x, ok := s.target.(exiter); ok {
+	if x, ok := s.target.(target.Exiter); ok {
 		go func() {
 			select {
 			case <-x.Done():
@@ -514,7 +509,7 @@ func (s *Session) Module() *espat.Module { return s.module }
 func (s *Session) Broker() *broker.Broker { return s.broker }
 
 // Target is the running target.
-func (s *Session) Target() harness.Target { return s.target }
+func (s *Session) Target() target.Target { return s.target }
 
 // Vars are the variables currently provisioned.
 func (s *Session) Vars() profile.Vars {
@@ -613,7 +608,7 @@ func (s *Session) Close() error {
 	s.mu.Unlock()
 
 	var errs []error
-	if x, ok := s.target.(exiter); ok {
+	if x, ok := s.target.(target.Exiter); ok {
 		select {
 		case <-x.Done():
 			if xe := x.Err(); xe != nil {

@@ -1,4 +1,4 @@
-// Package board is the harness.Target for a real STM32 board described by a
+// Package board is the target.Target for a real STM32 board described by a
 // hardware-map entry: flash through OpenOCD (by probe serial), open the
 // console and module-UART serial lines, then reset so the firmware boots
 // with both lines already open and no output is lost.
@@ -16,6 +16,7 @@ import (
 	"github.com/ddhil/ddhil/harness/debug/openocd"
 	"github.com/ddhil/ddhil/harness/device/hwmap"
 	"github.com/ddhil/ddhil/harness/link/serialport"
+	"github.com/ddhil/ddhil/harness/target"
 )
 
 // Prober flashes and resets the board. The default drives OpenOCD with the
@@ -59,7 +60,7 @@ type Target struct {
 	closed    bool
 }
 
-var _ harness.Target = (*Target)(nil)
+var _ target.Target = (*Target)(nil)
 
 // New checks the configuration; nothing is started until Start.
 func New(cfg Config) (*Target, error) {
@@ -169,7 +170,7 @@ func (t *Target) Reset(ctx context.Context) error {
 }
 
 // Info describes the board for reports.
-func (t *Target) Info() harness.Info {
+func (t *Target) Info() target.Info {
 	b := t.cfg.Board
 	t.mu.Lock()
 	if t.version == "" && t.cfg.Prober == nil {
@@ -192,7 +193,7 @@ func (t *Target) Info() harness.Info {
 	if b.BrokerListen != "" {
 		extra["broker_listen"] = b.BrokerListen
 	}
-	return harness.Info{Kind: "board", Name: b.ID, Version: version, Firmware: t.cfg.ELF, Extra: extra}
+	return target.Info{Kind: "board", Name: b.ID, Version: version, Firmware: t.cfg.ELF, Extra: extra}
 }
 
 // Close closes the serial lines and stops any OpenOCD left running.

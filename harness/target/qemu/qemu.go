@@ -1,5 +1,5 @@
 // Package qemu runs firmware on qemu-system-arm (7.2, machine netduinoplus2)
-// as a harness.Target. Every UART is a socket QEMU serves with wait=on, so
+// as a target.Target. Every UART is a socket QEMU serves with wait=on, so
 // QEMU does not run the guest before the harness holds all of them and no
 // output is lost; control is through QMP (reset, quit, status).
 //
@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ddhil/ddhil/internal/proc"
 	"io"
 	"net"
 	"os"
@@ -23,6 +22,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ddhil/ddhil/harness/target"
+	"github.com/ddhil/ddhil/internal/proc"
 
 	"github.com/ddhil/ddhil/harness"
 )
@@ -52,7 +54,7 @@ type Config struct {
 }
 
 // QEMU is a running (or not yet started) emulator. It implements
-// harness.Target.
+// target.Target.
 type QEMU struct {
 	cfg     Config
 	version string
@@ -72,7 +74,7 @@ type QEMU struct {
 	once    sync.Once
 }
 
-var _ harness.Target = (*QEMU)(nil)
+var _ target.Target = (*QEMU)(nil)
 
 // New checks cfg and returns a target that Start boots.
 func New(cfg Config) (*QEMU, error) {
@@ -394,8 +396,8 @@ func (q *QEMU) controlError(what string, err error) error {
 }
 
 // Info describes the target.
-func (q *QEMU) Info() harness.Info {
-	return harness.Info{Kind: "qemu", Name: q.cfg.Machine, Version: q.version, Firmware: q.cfg.Firmware,
+func (q *QEMU) Info() target.Info {
+	return target.Info{Kind: "qemu", Name: q.cfg.Machine, Version: q.version, Firmware: q.cfg.Firmware,
 		Extra: map[string]string{"binary": q.cfg.Binary}}
 }
 

@@ -1,4 +1,4 @@
-// Package renode is the harness.Target driver for Renode: a local renode
+// Package renode is the target.Target driver for Renode: a local renode
 // binary (or launcher script) or the antmicro/renode image through
 // testcontainers-go. It drives Renode through the XML-RPC robot server
 // (every monitor line via ExecuteCommand; the telnet monitor is the
@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/renode/container"
 	"github.com/ddhil/ddhil/harness/target/renode/monitor"
 	"github.com/ddhil/ddhil/harness/target/renode/resc"
@@ -83,7 +84,7 @@ type Config struct {
 	StartTimeout time.Duration
 }
 
-// Target runs firmware in Renode. It implements harness.Target.
+// Target runs firmware in Renode. It implements target.Target.
 type Target struct {
 	cfg     Config
 	mode    string // "local" or "container"
@@ -101,13 +102,13 @@ type Target struct {
 	transport net.Conn
 
 	infoMu sync.Mutex
-	info   harness.Info
+	info   target.Info
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-var _ harness.Target = (*Target)(nil)
+var _ target.Target = (*Target)(nil)
 
 // controller is the way monitor lines reach Renode.
 type controller interface {
@@ -166,7 +167,7 @@ func New(cfg Config) (*Target, error) {
 			t.mode, t.image = "container", DefaultImage
 		}
 	}
-	t.info = harness.Info{Kind: "renode", Name: cfg.Machine, Firmware: cfg.Firmware,
+	t.info = target.Info{Kind: "renode", Name: cfg.Machine, Firmware: cfg.Firmware,
 		Extra: map[string]string{"mode": t.mode, "control": t.control(), "platform": t.platformName()}}
 	if t.binary != "" {
 		t.info.Extra["binary"] = t.binary
@@ -420,7 +421,7 @@ func (t *Target) Reset(ctx context.Context) error {
 
 // Info describes the target; Version is known once Start has asked
 // Renode (it stays set after Close, for reports of failed runs).
-func (t *Target) Info() harness.Info {
+func (t *Target) Info() target.Info {
 	t.infoMu.Lock()
 	defer t.infoMu.Unlock()
 	info := t.info

@@ -1,11 +1,11 @@
-// Package harness holds the seam between the conformance suite and the thing
-// that runs firmware: an emulator (QEMU, Renode) or a real board. Each driver
-// lives in its own package under harness/ and exports one New(Config).
-package harness
+// Package target is the seam between a run and the thing that runs the
+// firmware: an emulator (QEMU, Renode) or a real board. Each driver lives in
+// a package below this one and registers itself (see Register); the
+// optional capabilities a driver may have are the interfaces of this file.
+package target
 
 import (
 	"context"
-	"errors"
 	"io"
 )
 
@@ -37,24 +37,11 @@ type Info struct {
 	Extra    map[string]string `json:"extra,omitempty"`
 }
 
-// ErrLab marks failures of the lab rather than of the firmware: an emulator
-// missing, a flash that failed, a serial port that vanished. The CLI maps it to
-// exit code 3; wrap it with fmt.Errorf("...: %w", harness.ErrLab) or LabError.
-var ErrLab = errors.New("lab error")
-
-// ErrFirmwareCrash marks a target that died because of the firmware (QEMU's
-// "Lockup", a hard fault); it is a firmware failure, not a lab error.
-var ErrFirmwareCrash = errors.New("firmware crashed")
-
-// LabError wraps err so that errors.Is(err, ErrLab) holds.
-func LabError(err error) error {
-	if err == nil || errors.Is(err, ErrLab) {
-		return err
-	}
-	return &labError{err}
+// Exiter is a target that knows when it died on its own (an emulator
+// process that exited): the session waits on Done to tell a crash from a
+// closed console, and Err says why (wrapping harness.ErrFirmwareCrash when
+// the firmware caused it).
+type Exiter interface {
+	Done() <-chan struct{}
+	Err() error
 }
-
-type labError struct{ err error }
-
-func (e *labError) Error() string   { return e.err.Error() }
-func (e *labError) Unwrap() []error { return []error{e.err, ErrLab} }
