@@ -30,3 +30,21 @@ type labError struct{ err error }
 
 func (e *labError) Error() string   { return e.err.Error() }
 func (e *labError) Unwrap() []error { return []error{e.err, ErrLab} }
+
+// ErrUsage marks a mistake in how a run was asked for (an unknown target,
+// a misspelt profile key, a missing firmware file), found before anything
+// boots. The CLI maps it to exit code 2.
+var ErrUsage = errors.New("usage error")
+
+// UsageError wraps err so that errors.Is(err, ErrUsage) holds.
+func UsageError(err error) error {
+	if err == nil || errors.Is(err, ErrUsage) {
+		return err
+	}
+	return &usageError{err}
+}
+
+type usageError struct{ err error }
+
+func (e *usageError) Error() string   { return e.err.Error() }
+func (e *usageError) Unwrap() []error { return []error{e.err, ErrUsage} }

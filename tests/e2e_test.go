@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -14,48 +13,21 @@ import (
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/broker/defender"
 	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/hiltest"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/session"
 )
 
-func loadProfile(t *testing.T) *profile.Profile {
-	t.Helper()
-	p, err := profile.Load(filepath.Join(repoRoot(), "fixtures", "profiles", "ddagent.yaml"))
-	require.NoError(t, err)
-	return p
-}
-
-// startSession boots the selected target with the reference agent and
-// provisions it. A 1 s report period needs the throttle off (AWS allows one
-// report per 300 s).
+// startSession boots the selected target with the reference agent through
+// hiltest, as a user's suite would, and provisions it with a 1 s report
+// period (hiltest turns the broker's 300 s throttle off).
 func startSession(t *testing.T, vars profile.Vars, faults ...string) *session.Session {
 	t.Helper()
-	target := newTarget(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	all := profile.Vars{"thing": "dut-1", "period_ms": "1000"}
 	for k, v := range vars {
 		all[k] = v
 	}
-	out := t.TempDir()
-	s, err := session.Start(ctx, session.Config{
-		Target:       target,
-		BrokerConfig: broker.Config{Throttle: broker.NoThrottle},
-		Profile:      loadProfile(t),
-		Vars:         all,
-		Faults:       faults,
-		OutDir:       out,
-		Logf:         t.Logf,
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		err := s.Close()
-		if t.Failed() {
-			t.Logf("console tail:\n%s\nrecordings in %s", s.Console().Tail(40), out)
-		}
-		assert.NoError(t, err, "session close")
-	})
-	return s
+	return hiltest.Start(t, hiltest.Options{Profile: agentProfile(), Vars: all, Faults: faults}).Session()
 }
 
 // reportIDs returns the report ids of events (all must have parsed).

@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,41 +12,39 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddhil/ddhil/internal/syncbuf"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ddhil/ddhil/harness/hiltest"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/runner"
 	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/renode"
 )
 
-// Renode selection (docs/renode.md): a flag wins over its variable.
-var (
-	renodeFlag      = flag.String("ddhil.renode", "", "local renode binary or launcher for -ddhil.target=renode; default $DDHIL_RENODE")
-	renodeImageFlag = flag.String("ddhil.renode-image", "", "Renode container image for -ddhil.target=renode; default $DDHIL_RENODE_IMAGE, else renode from PATH, else "+renode.DefaultImage)
-)
-
-func init() { targetFactories["renode"] = newRenodeTarget }
-
-func flagOrEnv(v *string, env string) string {
-	if *v != "" {
-		return *v
-	}
-	return os.Getenv(env)
-}
-
-// renodeConfig is the Renode the flags select, running the reference
+// renodeConfig is the Renode the flags select (-ddhil.renode,
+// -ddhil.renode-image or their DDHIL_* variables), running the reference
 // agent's renode-stm32f4disc build.
 func renodeConfig(t *testing.T) renode.Config {
 	t.Helper()
+	s := hiltest.Selected().Settings
 	return renode.Config{
-		Binary:   flagOrEnv(renodeFlag, "DDHIL_RENODE"),
-		Image:    flagOrEnv(renodeImageFlag, "DDHIL_RENODE_IMAGE"),
+		Binary:   s.Get("renode"),
+		Image:    s.Get("renode-image"),
 		Firmware: firmwareELF(t, "renode-stm32f4disc"),
 	}
+}
+
+// renodeSettings are the driver settings of cfg.
+func renodeSettings(cfg renode.Config) target.Settings {
+	s := target.Settings{}
+	if cfg.Binary != "" {
+		s.Set("renode", cfg.Binary)
+	}
+	if cfg.Image != "" {
+		s.Set("renode-image", cfg.Image)
+	}
+	return s
 }
 
 // probeRenode skips the test, with the probe's reason and install hint,
@@ -61,24 +58,6 @@ func probeRenode(t *testing.T, cfg renode.Config) {
 		t.Skip(err.Error())
 	}
 	t.Logf("renode: %s", how)
-}
-
-// newRenodeTarget is targetFactories["renode"]; Renode's log goes to the
-// test log when the test fails.
-func newRenodeTarget(t *testing.T) target.Target {
-	t.Helper()
-	cfg := renodeConfig(t)
-	probeRenode(t, cfg)
-	log := &syncbuf.Buffer{}
-	cfg.Log = log
-	tgt, err := renode.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if t.Failed() && log.Len() > 0 {
-			t.Logf("renode log:\n%s", log.String())
-		}
-	})
-	return tgt
 }
 
 // keptRunDir is where a run that CI keeps writes its reports:
@@ -169,7 +148,7 @@ func TestRenodeConformance(t *testing.T) {
 	cfg := renodeConfig(t)
 	probeRenode(t, cfg)
 	rep, doc := runSuite(t, runner.Options{Target: "renode", Firmware: cfg.Firmware,
-		RenodeBinary: cfg.Binary, RenodeImage: cfg.Image, OutDir: keptRunDir(t, "renode"),
+		Settings: renodeSettings(cfg), OutDir: keptRunDir(t, "renode"),
 		Command: []string{"go", "test", "./tests", "-run", "TestRenodeConformance"}})
 	assert.Equal(t, "renode", field(doc, "target", "kind"))
 	assert.NotEmpty(t, field(doc, "target", "version"), "the Renode version is reported")
@@ -227,7 +206,7 @@ func TestRenodeTargetWithFakeRenode(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out := t.TempDir()
-			rep, doc := runSuite(t, runner.Options{Target: "renode", RenodeBinary: bin,
+			rep, doc := runSuite(t, runner.Options{Target: "renode", Settings: target.Settings{"renode": {bin}},
 				Firmware: firmwareELF(t, tc.fwProfile), OutDir: out, Periods: 3})
 
 			assert.Equal(t, "renode", field(doc, "target", "kind"))
@@ -271,7 +250,7 @@ func TestRenodeTargetWithFakeRenode(t *testing.T) {
 // with verdict error (exit code 3) and a lab error that says how to
 // install Renode.
 func TestRenodeMissingIsALabError(t *testing.T) {
-	rep, doc := runSuite(t, runner.Options{Target: "renode", RenodeBinary: "/nonexistent/renode",
+	rep, doc := runSuite(t, runner.Options{Target: "renode", Settings: target.Settings{"renode": {"/nonexistent/renode"}},
 		Firmware: firmwareELF(t, "renode-stm32f4disc")})
 	assert.Equal(t, "error", field(doc, "verdict"))
 	assert.Equal(t, 3, rep.ExitCode())

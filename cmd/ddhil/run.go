@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,9 +15,9 @@ import (
 
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
-	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/runner"
+	"github.com/ddhil/ddhil/harness/target"
 )
 
 func init() {
@@ -26,8 +27,8 @@ func init() {
 func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("run", stderr)
 	o := runner.Options{}
-	fs.StringVar(&o.Target, "target", "qemu", "target: qemu | renode | board")
-	fs.StringVar(&o.Firmware, "firmware", "", "firmware ELF (default: the reference agent's build for the target: firmware/build/<profile>/ddagent.elf; target board: by the board's platform, docs/boards.md)")
+	fs.StringVar(&o.Target, "target", "qemu", "target: "+strings.Join(target.Names(), " | "))
+	fs.StringVar(&o.Firmware, "firmware", "", "firmware ELF (default: the reference agent's build for the target, e.g. firmware/build/qemu-netduinoplus2/ddagent.elf; target board: by the board's platform, docs/boards.md)")
 	fs.StringVar(&o.Profile, "profile", "fixtures/profiles/ddagent.yaml", "device profile (YAML) (target board: default from the hardware map or the board's platform)")
 	fs.StringVar(&o.OutDir, "out", "run/latest", "output folder for the reports")
 	fs.IntVar(&o.Periods, "periods", 5, "report intervals observed in the normal phase")
@@ -49,11 +50,17 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 		vars[k] = v
 		return nil
 	})
-	fs.StringVar(&o.QEMUBinary, "qemu", "", "qemu-system-arm binary (default: from PATH)")
-	fs.StringVar(&o.RenodeBinary, "renode", "", "local Renode binary or launcher (target renode)")
-	fs.StringVar(&o.RenodeImage, "renode-image", "", "Renode container image (target renode; default antmicro/renode)")
-	fs.StringVar(&o.HWMap, "hwmap", "", "hardware map YAML (target board)")
-	fs.StringVar(&o.Board, "board", "", "board id in the hardware map (target board)")
+	settings := target.Settings{}
+	for _, opt := range target.AllOptions() {
+		fs.Func(opt.Flag, opt.Usage, func(v string) error {
+			if opt.List {
+				settings[opt.Flag] = append(settings[opt.Flag], v)
+			} else {
+				settings[opt.Flag] = []string{v}
+			}
+			return nil
+		})
+	}
 	noShot := fs.Bool("no-screenshot", false, "do not render report.png with headless Chromium")
 	// Expectation overrides (default: the profile's expectations block).
 	fs.DurationVar(&o.Expect.ProductionPeriod, "production-period", 0, "override the period the firmware uses in the field (DD-T03)")
@@ -62,10 +69,7 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.DurationVar(&o.Expect.ReconnectBound, "reconnect-bound", 0, "override the bound on reconnecting after a broker drop (DD-R01)")
 	listenTCP := fs.String("listen-tcp", "", "override the expected listening TCP ports, comma-separated, or 'none' (DD-A04)")
 	listenUDP := fs.String("listen-udp", "", "override the expected listening UDP ports, comma-separated, or 'none' (DD-A04)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ddhil run [flags]\n\nExit status: 0 all checks pass, 1 a check failed, 3 lab error (emulator missing, flash failed, port vanished).\nCtrl-C writes a partial report marked incomplete.\n\nflags:")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { runUsage(stderr, fs) }
 	if err := parseFlags(fs, args); err != nil {
 		return exitUsage, err
 	}
@@ -74,15 +78,14 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if o.Target == "board" {
 		// Left out, they come from the hardware map or the board's platform
-		// (runner.PlatformDefaults): a U5 must not get the agent's image.
+		// (board.PlatformDefaults): a U5 must not get the agent's image.
 		profileGiven := false
 		fs.Visit(func(f *flag.Flag) { profileGiven = profileGiven || f.Name == "profile" })
 		if !profileGiven {
 			o.Profile = ""
 		}
-	} else if o.Firmware == "" {
-		o.Firmware = defaultFirmware[o.Target]
 	}
+	o.Settings = settings
 	var err error
 	if o.Expect.ListeningTCP, err = portList(*listenTCP); err != nil {
 		return exitUsage, err
@@ -91,9 +94,6 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 		return exitUsage, err
 	}
 	o.Only = splitList(*only)
-	if _, err := conformance.Select(o.Only); err != nil {
-		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
-	}
 	o.Faults = splitList(*faults)
 	o.Vars = vars
 	o.Vars["thing"] = *thing
@@ -103,9 +103,11 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if *keys != "" {
 		o.Vars["keys"] = *keys
 	}
-	if *periodMS > 0 {
-		o.Vars["period_ms"] = fmt.Sprint(*periodMS)
-	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "period-ms" {
+			o.Vars["period_ms"] = fmt.Sprint(*periodMS)
+		}
+	})
 	o.Screenshot = !*noShot
 	o.Command = append([]string{"ddhil", "run"}, args...)
 	o.Progress = stdout
@@ -113,6 +115,9 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := runner.Run(ctx, o)
+	if errors.Is(err, harness.ErrUsage) {
+		return exitUsage, err
+	}
 	if err != nil {
 		return exitLab, harness.LabError(err)
 	}
@@ -144,13 +149,50 @@ func printSummary(stdout io.Writer, rep *report.Report) {
 	}
 }
 
-// defaultFirmware is the reference agent's build for each target: the
-// builds differ in their clock set-up (QEMU's fixed 168 MHz SysTick,
-// Renode's 72 MHz, a real board's PLL).
-var defaultFirmware = map[string]string{
-	"qemu":   "firmware/build/qemu-netduinoplus2/ddagent.elf",
-	"renode": "firmware/build/renode-stm32f4disc/ddagent.elf",
-	// board: by platform, runner.PlatformDefaults
+// runUsage prints run's help: exit codes, targets, faults, flags.
+func runUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `usage: ddhil run [flags]
+
+Boots the firmware on a target, provisions it, plays the scenario and writes
+the conformance reports into --out.
+
+Exit status:
+  0  every check passed
+  1  a check failed (the firmware)
+  2  usage mistake (found before anything boots)
+  3  lab error (emulator missing, flash failed, port vanished)
+Ctrl-C writes a partial report marked incomplete (exit 3).
+
+targets:
+`)
+	for _, d := range target.Drivers() {
+		fmt.Fprintf(w, "  %-8s %s\n", d.Name, d.Summary)
+	}
+	if p, err := profile.Load(fs.Lookup("profile").DefValue); err == nil && len(p.Faults) > 0 {
+		fmt.Fprintf(w, "\nfaults of the reference agent (--fault, profile %s):\n", p.Name)
+		printWrapped(w, "  ", p.Faults, 76)
+	}
+	fmt.Fprintln(w, "\nflags:")
+	fs.PrintDefaults()
+}
+
+// printWrapped prints words comma-separated, wrapped at width.
+func printWrapped(w io.Writer, indent string, words []string, width int) {
+	line := indent
+	for i, word := range words {
+		if i < len(words)-1 {
+			word += ","
+		}
+		if len(line)+len(word)+1 > width && line != indent {
+			fmt.Fprintln(w, line)
+			line = indent
+		}
+		if line != indent {
+			line += " "
+		}
+		line += word
+	}
+	fmt.Fprintln(w, line)
 }
 
 // portList parses "8883,5001" ("none" = an empty set, "" = not given).

@@ -48,37 +48,15 @@ type Options struct {
 	Expect conformance.Expectations
 	// Plan overrides the scenario (default scenario.Full(Periods)).
 	Plan *scenario.Plan
-	// Target-specific settings.
-	QEMUBinary   string
-	RenodeBinary string
-	RenodeImage  string
-	HWMap        string
-	Board        string
+	// Settings are the target driver's options (its CLI flags, see
+	// target.Driver.Options); they override the profile's target block.
+	Settings target.Settings
 	// Screenshot renders report.png with headless Chromium when available.
 	Screenshot bool
 	// Command is the command line recorded in the report.
 	Command []string
 	// Progress receives one line per phase (nil: discarded).
 	Progress io.Writer
-}
-
-// TargetFactory builds an unstarted target for a run.
-type TargetFactory func(o Options, log io.Writer) (target.Target, error)
-
-// Targets maps --target names to factories; drivers register in their own
-// files of this package.
-var Targets = map[string]TargetFactory{}
-
-// TargetPreparer completes the options of a run before anything starts.
-type TargetPreparer func(o *Options) error
-
-// Preparers holds the optional preparers of targets, by --target name.
-var Preparers = map[string]TargetPreparer{}
-
-// SessionConfigurer is a target that needs its session set up for it (a
-// network board: the broker's TLS listener on the bench LAN, the endpoint).
-type SessionConfigurer interface {
-	ConfigureSession(cfg *session.Config) error
 }
 
 // Version is the tool version written into reports.
@@ -104,15 +82,25 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			fmt.Fprintf(o.Progress, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
 		}
 	}
+	p, err := Prepare(o)
+	if errors.Is(err, harness.ErrUsage) {
+		return nil, err // nothing started, nothing written
+	}
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("runner: %w", err)
 	}
-
-	checks, err := conformance.Select(o.Only)
 	if err != nil {
-		return nil, err
+		// The lab failed before anything started (a board not attached):
+		// still a report, verdict error.
+		finish(rep, nil, p.Checks, err, nil, started)
+		if werr := report.WriteAll(o.OutDir, rep); werr != nil {
+			return rep, fmt.Errorf("runner: writing reports: %w", werr)
+		}
+		logf("verdict %s: %s", rep.Verdict(), rep.VerdictReason())
+		return rep, nil
 	}
-	capture, labErr := execute(ctx, o, rep, logf)
+	capture, labErr := execute(ctx, p, rep, logf)
+	checks := p.Checks
 	finish(rep, capture, checks, labErr, ctx.Err(), started)
 	if err := report.WriteAll(o.OutDir, rep); err != nil {
 		return rep, fmt.Errorf("runner: writing reports: %w", err)
@@ -124,42 +112,41 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	return rep, nil
 }
 
+// Judge evaluates checks on a capture and returns the report, as a run
+// would write it (hiltest uses it for the reports it keeps).
+func Judge(c *conformance.Capture, checks []conformance.Check, started time.Time) *report.Report {
+	rep := report.New()
+	rep.Run.ToolVersion = Version
+	rep.Run.Started = started
+	rep.Run.Clock = "wall"
+	finish(rep, c, checks, nil, nil, started)
+	return rep
+}
+
 // execute runs target + session + scenario and returns what was captured
 // (possibly partial) and the lab error that stopped it, if any.
-func execute(ctx context.Context, o Options, rep *report.Report, logf func(string, ...any)) (*conformance.Capture, error) {
-	if prepare := Preparers[o.Target]; prepare != nil {
-		if err := prepare(&o); err != nil {
-			return nil, harness.LabError(err)
-		}
-	}
-	prof, err := profile.Load(o.Profile)
-	if err != nil {
-		return nil, harness.LabError(fmt.Errorf("runner: profile: %w", err))
-	}
+func execute(ctx context.Context, p *Prepared, rep *report.Report, logf func(string, ...any)) (*conformance.Capture, error) {
+	o, prof := p.Options, p.Profile
 	rep.Profile = report.Profile{Name: prof.Name, Path: o.Profile}
-	// Emulators run in their own working directory: hand them absolute paths.
-	if abs, err := filepath.Abs(o.Firmware); err == nil {
-		o.Firmware = abs
-	}
 	fw, err := hashFile(o.Firmware)
 	if err != nil {
 		return nil, harness.LabError(fmt.Errorf("runner: firmware: %w", err))
 	}
 	rep.Firmware = fw
 
-	factory, ok := Targets[o.Target]
-	if !ok {
-		return nil, harness.LabError(fmt.Errorf("runner: unknown target %q (known: %s)", o.Target, knownTargets()))
-	}
 	targetLog, err := os.Create(filepath.Join(o.OutDir, "target.log"))
 	if err != nil {
 		return nil, harness.LabError(fmt.Errorf("runner: %w", err))
 	}
 	defer targetLog.Close()
 	rep.Target.Kind = o.Target
-	target, err := factory(o, targetLog)
+	p.Setup.Log = targetLog
+	if av := p.Driver.Probe(ctx, &p.Setup); av.State != target.Available {
+		return nil, harness.LabError(errors.New(av.Reason))
+	}
+	target, err := p.Driver.New(&p.Setup)
 	if err != nil {
-		return nil, err
+		return nil, harness.LabError(err)
 	}
 	rep.Target = target.Info()
 
@@ -176,12 +163,6 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 		Faults:       o.Faults,
 		OutDir:       o.OutDir,
 		Logf:         logf,
-	}
-	if sc, ok := target.(SessionConfigurer); ok {
-		if err := sc.ConfigureSession(&cfg); err != nil {
-			_ = target.Close()
-			return nil, harness.LabError(err)
-		}
 	}
 	s, err := session.Start(ctx, cfg)
 	if err != nil {
@@ -285,17 +266,6 @@ func hashFile(path string) (report.Firmware, error) {
 		return report.Firmware{Path: path}, err
 	}
 	return report.Firmware{Path: path, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
-}
-
-func knownTargets() string {
-	s := ""
-	for k := range Targets {
-		if s != "" {
-			s += ", "
-		}
-		s += k
-	}
-	return s
 }
 
 func fillExpectations(rep *report.Report, vars profile.Vars, e conformance.Expectations) {

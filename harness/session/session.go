@@ -110,6 +110,10 @@ func Start(ctx context.Context, cfg Config) (s *Session, err error) {
 	if cfg.Target == nil || cfg.Profile == nil {
 		return nil, errors.New("session: Target and Profile are required")
 	}
+	if err := configureForTarget(&cfg); err != nil {
+		_ = cfg.Target.Close()
+		return nil, harness.LabError(err)
+	}
 	s = &Session{cfg: cfg, target: cfg.Target, prof: cfg.Profile, nextPort: 50152, modDone: make(chan error, 1)}
 	s.host = cfg.Endpoint
 	if s.host == "" {
@@ -735,4 +739,27 @@ func (s *Session) writeOut() error {
 		errs = append(errs, write("actions.jsonl", jsonl(items)))
 	}
 	return errors.Join(errs...)
+}
+
+// configureForTarget lets a target that sets its session up itself (a
+// board on the bench LAN, target.SessionConfigurer) change the config.
+func configureForTarget(cfg *Config) error {
+	sc, ok := cfg.Target.(target.SessionConfigurer)
+	if !ok {
+		return nil
+	}
+	setup := target.SessionSetup{
+		ProfileName: cfg.Profile.Name, Transport: cfg.Profile.Expect.Transport, NeedsSigner: cfg.Profile.NeedsSigner(),
+		Vars: cfg.Vars, Endpoint: cfg.Endpoint,
+		BrokerTLSAddr: cfg.BrokerConfig.MQTTSAddr, BrokerTLS: cfg.BrokerConfig.TLS,
+	}
+	if err := sc.ConfigureSession(&setup); err != nil {
+		return err
+	}
+	cfg.Vars, cfg.Endpoint = setup.Vars, setup.Endpoint
+	cfg.BrokerConfig.MQTTSAddr, cfg.BrokerConfig.TLS = setup.BrokerTLSAddr, setup.BrokerTLS
+	if setup.Signer != nil {
+		cfg.Profile = cfg.Profile.WithSigner(setup.Signer)
+	}
+	return nil
 }

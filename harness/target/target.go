@@ -36,12 +36,3 @@ type Info struct {
 	Firmware string            `json:"firmware"` // path of the ELF
 	Extra    map[string]string `json:"extra,omitempty"`
 }
-
-// Exiter is a target that knows when it died on its own (an emulator
-// process that exited): the session waits on Done to tell a crash from a
-// closed console, and Err says why (wrapping harness.ErrFirmwareCrash when
-// the firmware caused it).
-type Exiter interface {
-	Done() <-chan struct{}
-	Err() error
-}

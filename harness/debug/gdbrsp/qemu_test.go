@@ -18,7 +18,7 @@ import (
 )
 
 // referenceELF is the project's reference firmware for QEMU, used when built.
-const referenceELF = "../../firmware/build/qemu-netduinoplus2/ddagent.elf"
+const referenceELF = "../../../firmware/build/qemu-netduinoplus2/ddagent.elf"
 
 // bootQEMU builds the banner image and starts a paused QEMU with an empty
 // flash, its gdbstub and USART2 connected to the test.

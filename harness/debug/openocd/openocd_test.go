@@ -16,7 +16,7 @@ import (
 // dummyCfg is the shared no-hardware OpenOCD configuration.
 var dummyCfg = func() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "fixtures", "openocd", "dummy-testee.cfg")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "fixtures", "openocd", "dummy-testee.cfg")
 }()
 
 // needOpenOCD skips tests that run the real openocd when it is absent.

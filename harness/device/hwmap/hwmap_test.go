@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const examplePath = "../../fixtures/hwmap/example.yaml"
+const examplePath = "../../../fixtures/hwmap/example.yaml"
 
 func TestLoadExample(t *testing.T) {
 	m, err := Load(examplePath)
@@ -26,7 +26,7 @@ func TestLoadExample(t *testing.T) {
 	assert.Equal(t, TransportModule, n.Transport.Kind)
 	assert.Equal(t, 115200, n.Transport.Baud)
 	assert.Equal(t, 90*time.Second, time.Duration(n.FlashTimeout))
-	assert.Equal(t, filepath.Join("../../fixtures/profiles/ddagent-nucleo-f446re.yaml"), n.Profile, "profile relative to the map")
+	assert.Equal(t, filepath.Join("../../../fixtures/profiles/ddagent-nucleo-f446re.yaml"), n.Profile, "profile relative to the map")
 	assert.True(t, n.HasFixtures("esp-at-bridge"))
 	assert.Greater(t, n.Line, 0)
 
@@ -38,7 +38,7 @@ func TestLoadExample(t *testing.T) {
 	u, _ := m.Board("u585-1")
 	assert.Equal(t, TransportNetwork, u.Transport.Kind)
 	assert.Equal(t, "192.168.1.10:8883", u.BrokerListen)
-	assert.Equal(t, []string{"../../fixtures/openocd/b-u585i-iot02a.cfg"}, u.OpenOCD, "./ and ../ resolved against the map")
+	assert.Equal(t, []string{"../../../fixtures/openocd/b-u585i-iot02a.cfg"}, u.OpenOCD, "./ and ../ resolved against the map")
 	_, err = os.Stat(u.OpenOCD[0])
 	assert.NoError(t, err, "the resolved path is the real fixture")
 

@@ -22,7 +22,7 @@ import (
 
 func profilePath(name string) string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "fixtures", "profiles", name)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "fixtures", "profiles", name)
 }
 
 func loadNamed(t *testing.T, name string) *Profile {

@@ -37,6 +37,12 @@ type Profile struct {
 	FaultStep      *Step             `yaml:"fault"` // uses {{fault}} and {{state}} (on|off)
 	Markers        Markers           `yaml:"markers"`
 	Expect         Expect            `yaml:"expectations"`
+	// Faults are the names the firmware's fault command accepts (empty:
+	// any name is passed through).
+	Faults []string `yaml:"faults"`
+	// Target holds per-driver target settings (target.qemu.machine ...),
+	// checked by the driver when a run starts.
+	Target map[string]map[string]any `yaml:"target"`
 
 	path   string
 	signer Signer // set by WithSigner; the pki steps need it

@@ -20,7 +20,7 @@ import (
 
 func fixture(t *testing.T) string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "fixtures", "profiles", "ddagent.yaml")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "fixtures", "profiles", "ddagent.yaml")
 }
 
 func loadFixture(t *testing.T) *Profile {

@@ -16,7 +16,7 @@ import (
 	"github.com/ddhil/ddhil/harness/debug/gdbrsp/rsptest"
 )
 
-const referenceELF = "../../firmware/build/qemu-netduinoplus2/ddagent.elf"
+const referenceELF = "../../../firmware/build/qemu-netduinoplus2/ddagent.elf"
 
 // startPtyQEMU starts QEMU paused with USART2 on a pty, the way a reference
 // harness would: open the pty first, then "cont", so no output is lost (QEMU

@@ -24,8 +24,8 @@ import (
 )
 
 var (
-	dummyCfg  = "../../fixtures/openocd/dummy-testee.cfg"
-	shadowCfg = "../openocd/testdata/program-shadow.cfg"
+	dummyCfg  = "../../../fixtures/openocd/dummy-testee.cfg"
+	shadowCfg = "../../debug/openocd/testdata/program-shadow.cfg"
 	fastRetry = serialport.Retry{Attempts: 40, Backoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
 )
 

@@ -1,0 +1,71 @@
+package hiltest
+
+import (
+	"flag"
+	"os"
+
+	"github.com/ddhil/ddhil/harness/target"
+	_ "github.com/ddhil/ddhil/harness/target/drivers" // every -ddhil.target
+)
+
+// Selection is the target the flags and DDHIL_* variables choose.
+type Selection struct {
+	Target   string
+	Settings target.Settings
+}
+
+var (
+	targetFlag  = flag.String("ddhil.target", "", "ddhil target: one of "+joinNames()+" (default $DDHIL_TARGET, else qemu)")
+	optionFlags = map[string]*multi{}
+)
+
+func init() {
+	for _, o := range target.AllOptions() {
+		m := &multi{}
+		optionFlags[o.Flag] = m
+		flag.Var(m, "ddhil."+o.Flag, o.Usage+" (or $"+o.Env()+")")
+	}
+}
+
+// Selected reads the flags (which win) and the DDHIL_* variables.
+func Selected() Selection {
+	sel := Selection{Target: *targetFlag, Settings: target.Settings{}}
+	if sel.Target == "" {
+		sel.Target = os.Getenv("DDHIL_TARGET")
+	}
+	if sel.Target == "" {
+		sel.Target = "qemu"
+	}
+	d, ok := target.Lookup(sel.Target)
+	if !ok {
+		return sel // Start reports the unknown name
+	}
+	for _, o := range d.Options {
+		if v := optionFlags[o.Flag]; v != nil && len(*v) > 0 {
+			sel.Settings[o.Flag] = *v
+		} else if e := os.Getenv(o.Env()); e != "" {
+			sel.Settings[o.Flag] = []string{e}
+		}
+	}
+	return sel
+}
+
+// TargetName is the selected target's name.
+func TargetName() string { return Selected().Target }
+
+func joinNames() string {
+	s := ""
+	for i, n := range target.Names() {
+		if i > 0 {
+			s += "|"
+		}
+		s += n
+	}
+	return s
+}
+
+// multi is a flag that may repeat.
+type multi []string
+
+func (m *multi) String() string     { return "" }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
