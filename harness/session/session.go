@@ -539,6 +539,11 @@ func (s *Session) brokerShift(events []broker.Event) time.Duration {
 	return 0
 }
 
+// settleTimeout bounds the wait for sends under way when a capture is
+// taken; a write outlasting it (the module's send timeout is shorter) is a
+// lab problem.
+const settleTimeout = 30 * time.Second
+
 // Capture assembles what the checks judge, on the broker's clock.
 func (s *Session) Capture() (*conformance.Capture, error) {
 	events := s.broker.Events()
@@ -559,6 +564,14 @@ func (s *Session) Capture() (*conformance.Capture, error) {
 	c := &conformance.Capture{Thing: vars["thing"], Format: defender.Format(format), Expect: exp, Events: events,
 		End: time.Since(s.epoch) + shift}
 	if s.module != nil {
+		// The broker's events were read first: every report in them left
+		// the module, whose send may not be recorded yet.
+		sctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+		err := s.module.Settle(sctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("session: the emulated module's log is incomplete: %w", err)
+		}
 		c.Link = LinkEvents(s.module.Events(), shift)
 	}
 	for _, a := range actions {

@@ -1,6 +1,7 @@
 package espat
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"time"
@@ -193,6 +194,26 @@ func (m *Module) recordAtLocked(e Event, now time.Time) {
 }
 
 // Events returns a copy of everything recorded so far.
+// Settle waits until every send and dial under way has its outcome
+// recorded (or ctx ends). A payload reaches the peer before the module
+// records its send, so whoever reads the peer's side first (the broker)
+// must Settle before reading Events to see a consistent log.
+func (m *Module) Settle(ctx context.Context) error {
+	m.mu.Lock()
+	if m.inflight == 0 {
+		m.mu.Unlock()
+		return nil
+	}
+	idle := m.idle
+	m.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("espat: work still under way: %w", ctx.Err())
+	}
+}
+
 func (m *Module) Events() []Event {
 	m.mu.Lock()
 	defer m.mu.Unlock()

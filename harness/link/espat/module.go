@@ -83,6 +83,11 @@ type Module struct {
 
 	// Module state (esp-at.md §5), reset on boot.
 	gen        uint64 // boot generation; work started before a reboot is discarded
+	// inflight counts slow work (a dial, a send) whose outcome is not yet
+	// recorded; Settle waits for it so a capture is never missing the send
+	// of a report the broker already has.
+	inflight int
+	idle     chan struct{} // closed when inflight drops to zero
 	bootAt     time.Time
 	booting    bool
 	running    bool // a slow command is in progress: lines get busy p...
@@ -355,10 +360,19 @@ func (m *Module) asyncLocked(work func(ctx context.Context) func(live bool)) {
 	m.running = true
 	gen := m.gen
 	ctx := m.ctx
+	if m.inflight == 0 {
+		m.idle = make(chan struct{})
+	}
+	m.inflight++
 	go func() {
 		finish := work(ctx)
 		m.mu.Lock()
 		defer m.mu.Unlock()
+		defer func() {
+			if m.inflight--; m.inflight == 0 {
+				close(m.idle)
+			}
+		}()
 		live := m.gen == gen && m.serving
 		if live {
 			m.running = false

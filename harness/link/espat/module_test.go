@@ -790,3 +790,62 @@ func TestAsctime(t *testing.T) {
 	assert.Equal(t, "Thu Jan  1 00:00:07 1970", Asctime(time.Unix(7, 0).UTC()))
 	assert.Equal(t, "Sat Nov 28 23:59:59 2026", Asctime(time.Date(2026, 11, 28, 23, 59, 59, 0, time.UTC)))
 }
+
+// heldConn delivers every Write to the peer at once but returns from it
+// only when released: the peer (the broker) has the payload before the
+// module can record its send.
+type heldConn struct {
+	net.Conn
+	release chan struct{}
+}
+
+func (c *heldConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	<-c.release
+	return n, err
+}
+
+// A capture taken as soon as the peer has a payload must not miss its
+// send: Settle waits until the module has recorded it (the DD-A02
+// "carried 0" false failure of a run's last report).
+func TestSettleWaitsForSendsUnderWay(t *testing.T) {
+	release := make(chan struct{})
+	r := newRig(t, nil, func(c *Config) {
+		dial := c.Dial
+		c.Dial = func(ctx context.Context, host string, port int) (net.Conn, error) {
+			conn, err := dial(ctx, host, port)
+			if err != nil {
+				return nil, err
+			}
+			return &heldConn{Conn: conn, release: release}, nil
+		}
+	})
+	r.t1()
+	r.t2()
+	p := r.t3()
+	r.send("AT+CIPSEND=4\r\n")
+	r.expect("\r\nOK\r\n\r\n>")
+	r.send("ping")
+	assert.Equal(t, "ping", readN(t, p, 4), "the peer has the payload")
+
+	sends := func() int {
+		n := 0
+		for _, e := range r.m.Events() {
+			if e.Kind == EventSend {
+				n++
+			}
+		}
+		return n
+	}
+	assert.Equal(t, 0, sends(), "the send is not recorded while the write is under way")
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, r.m.Settle(short), context.DeadlineExceeded, "Settle does not return while a send is under way")
+
+	close(release)
+	ctx, cancel2 := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel2()
+	require.NoError(t, r.m.Settle(ctx))
+	assert.Equal(t, 1, sends(), "after Settle the send is in the log")
+	r.expect("\r\nRecv 4 bytes\r\n", "\r\nSEND OK\r\n")
+}
