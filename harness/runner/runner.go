@@ -238,6 +238,17 @@ func finish(rep *report.Report, c *conformance.Capture, checks []conformance.Che
 		}
 		return
 	}
+	if failed := c.ActionsOf(conformance.ActionStepFailed); len(failed) > 0 {
+		// A scenario step the device did not complete is the firmware's
+		// failure, in every report format.
+		rc := report.Check{ID: "DD-SCN", Title: "Scenario steps completed", Category: "other", Severity: report.SeverityFail,
+			Status: report.StatusFail, Findings: []report.Finding{}}
+		for _, a := range failed {
+			at := a.At
+			rc.Findings = append(rc.Findings, report.Finding{Message: a.Detail, At: &at})
+		}
+		rep.Checks = append(rep.Checks, rc)
+	}
 	results := conformance.Evaluate(c, checks)
 	for _, r := range results {
 		rep.Checks = append(rep.Checks, checkOf(r))

@@ -81,7 +81,11 @@ func Run(ctx context.Context, s Session, cfg Config, plan Plan) error {
 		s.Action(conformance.ActionPhase, "disconnect")
 		mark := s.Mark()
 		if err := s.Broker().Kick(kickTarget(s.Broker(), cfg.Thing)); err != nil {
-			logf("phase disconnect: %v (device not connected; no drop recorded)", err)
+			// Not a failure: a device may connect only to report. DD-R01
+			// skips and says why.
+			msg := fmt.Sprintf("the device was not connected when the broker was to drop it: %v", err)
+			logf("phase disconnect: %s", msg)
+			s.Action(conformance.ActionKickMissed, msg)
 		} else {
 			s.Action(conformance.ActionKick, "broker drops the connection")
 		}
@@ -117,10 +121,10 @@ func Run(ctx context.Context, s Session, cfg Config, plan Plan) error {
 		s.Action(conformance.ActionPhase, "reset")
 		mark := s.Mark()
 		if err := s.Reset(ctx); err != nil {
-			if isLab(err) {
+			if isLab(err) || ctx.Err() != nil {
 				return err
 			}
-			logf("phase reset: %v", err)
+			r.failed("reset", "the device did not boot after the target reset: %v", err)
 		}
 		if err := r.awaitAfter(ctx, "reset", mark, 2, exp.FirstReportBound+exp.ReconnectBound+3*p); err != nil {
 			return err
@@ -134,6 +138,14 @@ type runner struct {
 	s     Session
 	thing string
 	logf  func(string, ...any)
+}
+
+// failed records a step the device did not complete: the runner turns it
+// into a finding (never only a log line).
+func (r *runner) failed(phase, format string, args ...any) {
+	msg := phase + ": " + fmt.Sprintf(format, args...)
+	r.logf("phase %s", msg)
+	r.s.Action(conformance.ActionStepFailed, msg)
 }
 
 func (r *runner) await(ctx context.Context, phase string, n int, within time.Duration) error {

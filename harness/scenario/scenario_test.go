@@ -63,8 +63,9 @@ func TestFullPlanRecordsEveryPhaseInOrder(t *testing.T) {
 	assert.Equal(t, []string{
 		"phase:normal",
 		// No device is connected to the fake's broker, so the kick fails
-		// and no drop is recorded (DD-R01 then skips instead of failing).
+		// and no drop is recorded (DD-R01 then skips and says why).
 		"phase:disconnect",
+		`kick-missed:the device was not connected when the broker was to drop it: broker: kick: no connected client "dut"`,
 		"phase:reject", "reject:Throttled", "drop-response:broker answers nothing to the next report",
 		"phase:reset",
 		"phase:end",
@@ -113,4 +114,35 @@ func TestCancelledRunReturnsContextError(t *testing.T) {
 	f := newFake(t, func(int, int) error { cancel(); return context.Canceled })
 	err := Run(ctx, f, Config{Thing: "dut", Expect: fastExpect}, Full(2))
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// A reset after which the device does not boot is recorded as a failed
+// step (the runner makes it a finding), never only a log line.
+func TestFailedResetIsRecorded(t *testing.T) {
+	f := newFake(t, func(int, int) error { return nil })
+	s := &failingReset{fakeSession: f}
+	require.NoError(t, Run(context.Background(), s, Config{Thing: "dut", Expect: fastExpect}, Plan{Periods: 1, Reset: true}))
+	assert.Contains(t, f.actions, "step-failed:reset: the device did not boot after the target reset: session: boot marker not seen")
+	assert.Contains(t, f.actions, "phase:end", "the scenario goes on so the checks can judge")
+}
+
+type failingReset struct{ *fakeSession }
+
+func (f *failingReset) Reset(context.Context) error {
+	return errors.New("session: boot marker not seen")
+}
+
+// A reset that fails because the lab failed stops the scenario.
+func TestLabResetStopsTheScenario(t *testing.T) {
+	f := newFake(t, func(int, int) error { return nil })
+	s := &labReset{fakeSession: f}
+	err := Run(context.Background(), s, Config{Thing: "dut", Expect: fastExpect}, Plan{Periods: 1, Reset: true})
+	require.ErrorIs(t, err, harness.ErrLab)
+	assert.NotContains(t, f.actions, "phase:end")
+}
+
+type labReset struct{ *fakeSession }
+
+func (f *labReset) Reset(context.Context) error {
+	return harness.LabError(errors.New("qemu: QMP gone"))
 }

@@ -392,6 +392,9 @@ func (s *Session) Provision(ctx context.Context, vars profile.Vars) error {
 func (s *Session) Reset(ctx context.Context) error {
 	s.con.Skip(s.con.Mark())
 	s.action(conformance.ActionReset, "target reset")
+	// Drop the line the firmware may be half-way through before the reset,
+	// and whatever of it is still in flight after.
+	s.con.Restart()
 	if err := s.target.Reset(ctx); err != nil {
 		return fmt.Errorf("session: reset: %w", err)
 	}

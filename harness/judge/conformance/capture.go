@@ -127,6 +127,8 @@ const (
 	ActionReject       = "reject"        // broker answered the next report with Detail code
 	ActionDropResponse = "drop-response" // broker answered nothing to the next report
 	ActionFault        = "fault"         // Detail: "name on|off"
+	ActionStepFailed   = "step-failed"   // Detail: "<phase>: what the device did not do"
+	ActionKickMissed   = "kick-missed"   // the device was not connected when the broker was to drop it
 )
 
 // ReportView is one Defender report with what the broker did about it.

@@ -20,7 +20,11 @@ func checkReconnect(c *Capture) Outcome {
 		}
 	}
 	if len(restarts) == 0 {
-		return skip("the run neither dropped the device's connection nor reset it")
+		why := "the run neither dropped the device's connection nor reset it"
+		if missed := c.ActionsOf(ActionKickMissed); len(missed) > 0 {
+			why += " (" + missed[0].Detail + ")"
+		}
+		return skip("%s", why)
 	}
 	var out Outcome
 	for _, k := range restarts {

@@ -84,6 +84,8 @@ type Console struct {
 	partial  []byte   // current unterminated line (after escape handling)
 	crPend   bool     // a CR was seen; the next byte decides what it meant
 	esc      []byte   // an escape sequence in progress
+	resync   bool     // the target restarted: the next line may carry old bytes
+	dropped  []string // unfinished lines dropped by Restart, for evidence
 	cursor   uint64   // expect cursor: events up to here are consumed
 	notify   chan struct{}
 	closed   bool
@@ -233,10 +235,48 @@ func (c *Console) applyEscape() bool {
 	return false
 }
 
+// Restart tells the console that the target restarted (a reset, a
+// reboot): the line the old firmware left unfinished is dropped, and if
+// more of it was still on its way, the first line of the new boot is cut
+// where a log line starts (LogPattern), so the boot banner is a line of its
+// own and a ^-anchored marker matches it.
+func (c *Console) Restart() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.partial) > 0 && (c.cfg.Prompt == "" || string(c.partial) != c.cfg.Prompt) {
+		c.dropped = append(c.dropped, string(c.partial))
+	}
+	c.partial, c.crPend, c.esc = c.partial[:0], false, nil
+	c.resync = true
+}
+
+// Dropped lists the unfinished lines Restart dropped, oldest first.
+func (c *Console) Dropped() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.dropped...)
+}
+
+// resyncText cuts the old firmware's leftover bytes off the first line
+// after a restart: the text from the first log-line start after position 0.
+func (c *Console) resyncText(text string) string {
+	for i := 1; i < len(text); i++ {
+		if loc := c.cfg.LogPattern.FindStringIndex(text[i:]); loc != nil && loc[0] == 0 {
+			c.dropped = append(c.dropped, text[:i])
+			return text[i:]
+		}
+	}
+	return text
+}
+
 // endLine completes the partial line. Called with c.mu held.
 func (c *Console) endLine() bool {
 	text := string(c.partial)
 	c.partial = c.partial[:0]
+	if c.resync && strings.TrimSpace(text) != "" {
+		c.resync = false
+		text = c.resyncText(text)
+	}
 	if p := c.cfg.Prompt; p != "" {
 		for strings.HasPrefix(text, p) {
 			text = text[len(p):]

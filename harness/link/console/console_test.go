@@ -402,3 +402,49 @@ func TestWriteErrorsAreWrapped(t *testing.T) {
 	assert.True(t, strings.HasPrefix(err.Error(), "console: send"))
 	assert.True(t, errors.Is(err, io.ErrClosedPipe))
 }
+
+// The reset race seen on Renode (container mode): the reset hit while the
+// firmware was half-way through a log line. Replayed byte for byte: the
+// old line's start arrives before the reset, more of it after (still in
+// the UART socket), then the new boot's banner. The ^-anchored boot marker
+// must match the banner as a line of its own.
+func TestRestartDropsTheUnfinishedLine(t *testing.T) {
+	bootMarker := regexp.MustCompile(`^\[\d{8}\] boot: ddagent (?P<version>\S+) profile=(?P<profile>\S+) boot=(?P<boot>\d+)$`)
+	for _, tc := range []struct {
+		name          string
+		before, after string
+		dropped       []string
+	}{
+		{"cut before the reset", "[00008511] report: published id=8509 form", "[00000000] boot: ddagent 0.1.0 profile=renode-stm32f4disc boot=3\r\n",
+			[]string{"[00008511] report: published id=8509 form"}},
+		{"rest still in flight", "[00008511] report: publ", "ished id=8509 form[00000000] boot: ddagent 0.1.0 profile=renode-stm32f4disc boot=3\r\n",
+			[]string{"[00008511] report: publ", "ished id=8509 form"}},
+		{"clean", "[00008511] report: published id=8509 format=json keys=long bytes=532\r\n> ", "[00000000] boot: ddagent 0.1.0 profile=renode-stm32f4disc boot=3\r\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			t.Cleanup(func() { pw.Close() })
+			c := New(pr, nil, Config{})
+			_, err := pw.Write([]byte(tc.before))
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return strings.Contains(c.Tail(1), strings.TrimSuffix(strings.TrimSuffix(tc.before, "> "), "\r\n")) }, time.Second, time.Millisecond)
+			c.Restart()
+			go func() { _, _ = pw.Write([]byte(tc.after)) }()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			l, err := c.Expect(ctx, bootMarker)
+			require.NoError(t, err, "the boot marker matches after a reset mid-line")
+			assert.Equal(t, "[00000000] boot: ddagent 0.1.0 profile=renode-stm32f4disc boot=3", l.Text)
+			assert.Equal(t, tc.dropped, c.Dropped(), "what was dropped is kept as evidence")
+		})
+	}
+}
+
+// Without Restart the same bytes glue the old line to the banner: the
+// marker does not match (the bug the test above guards against).
+func TestWithoutRestartTheBannerIsGlued(t *testing.T) {
+	c, _ := readAll(t, "[00008511] report: published id=8509 form[00000000] boot: ddagent 0.1.0 profile=x boot=3\r\n", iotest.OneByteReader, Config{})
+	lines := c.Lines()
+	require.Len(t, lines, 1)
+	assert.False(t, regexp.MustCompile(`^\[\d{8}\] boot: `).MatchString(lines[0].Text))
+}

@@ -1,0 +1,40 @@
+package runner
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ddhil/ddhil/harness/judge/conformance"
+	"github.com/ddhil/ddhil/harness/report"
+)
+
+// A scenario step the device did not complete is a finding in every
+// report format (the report's checks), and the verdict is a failure.
+func TestFailedStepIsAFinding(t *testing.T) {
+	c := &conformance.Capture{Thing: "dut", Actions: []conformance.Action{
+		{At: time.Second, Kind: conformance.ActionStepFailed, Detail: "reset: the device did not boot after the target reset: boot marker not seen"},
+	}}
+	rep := Judge(c, nil, time.Now())
+	var scn *report.Check
+	for i := range rep.Checks {
+		if rep.Checks[i].ID == "DD-SCN" {
+			scn = &rep.Checks[i]
+		}
+	}
+	require.NotNil(t, scn, "a DD-SCN check")
+	assert.Equal(t, report.StatusFail, scn.Status)
+	require.Len(t, scn.Findings, 1)
+	assert.Contains(t, scn.Findings[0].Message, "did not boot after the target reset")
+	assert.Equal(t, 1, rep.ExitCode())
+}
+
+// Without failed steps there is no DD-SCN check.
+func TestNoFailedStepNoCheck(t *testing.T) {
+	rep := Judge(&conformance.Capture{Thing: "dut"}, nil, time.Now())
+	for _, c := range rep.Checks {
+		assert.NotEqual(t, "DD-SCN", c.ID)
+	}
+}
