@@ -427,7 +427,9 @@ func TestRestartDropsTheUnfinishedLine(t *testing.T) {
 			c := New(pr, nil, Config{})
 			_, err := pw.Write([]byte(tc.before))
 			require.NoError(t, err)
-			require.Eventually(t, func() bool { return strings.Contains(c.Tail(1), strings.TrimSuffix(strings.TrimSuffix(tc.before, "> "), "\r\n")) }, time.Second, time.Millisecond)
+			require.Eventually(t, func() bool {
+				return strings.Contains(c.Tail(1), strings.TrimSuffix(strings.TrimSuffix(tc.before, "> "), "\r\n"))
+			}, time.Second, time.Millisecond)
 			c.Restart()
 			go func() { _, _ = pw.Write([]byte(tc.after)) }()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -82,12 +82,12 @@ type Module struct {
 	out     *outQueue
 
 	// Module state (esp-at.md §5), reset on boot.
-	gen        uint64 // boot generation; work started before a reboot is discarded
+	gen uint64 // boot generation; work started before a reboot is discarded
 	// inflight counts slow work (a dial, a send) whose outcome is not yet
 	// recorded; Settle waits for it so a capture is never missing the send
 	// of a report the broker already has.
-	inflight int
-	idle     chan struct{} // closed when inflight drops to zero
+	inflight   int
+	idle       chan struct{} // closed when inflight drops to zero
 	bootAt     time.Time
 	booting    bool
 	running    bool // a slow command is in progress: lines get busy p...
