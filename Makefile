@@ -46,7 +46,7 @@ firmware: deps-firmware
 
 ## build: the ddhil binary.
 build:
-	$(GO) build -o ddhil ./cmd/ddhil
+	$(GO) build -ldflags "-X github.com/ddhil/ddhil/internal/version.revision=$$(git describe --always --dirty 2>/dev/null)" -o ddhil ./cmd/ddhil
 
 ## test: the whole suite, emulator end-to-end tests included.
 test: deps firmware

@@ -24,6 +24,7 @@ import (
 	"github.com/ddhil/ddhil/harness/scenario"
 	"github.com/ddhil/ddhil/harness/session"
 	"github.com/ddhil/ddhil/harness/target"
+	"github.com/ddhil/ddhil/internal/version"
 )
 
 // Options describe one run. Target, Firmware and Profile are required;
@@ -60,7 +61,7 @@ type Options struct {
 }
 
 // Version is the tool version written into reports.
-var Version = "dev"
+var Version = version.Read().String()
 
 // Run performs the run and writes every report into o.OutDir. The returned
 // report carries the verdict (report.ExitCode); err is non-nil only when
