@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ddhil/ddhil/internal/yamlerr"
 	"gopkg.in/yaml.v3"
 )
 
@@ -406,7 +407,11 @@ func keyErrors(n *yaml.Node, allowed ...string) []string {
 		if !ok[k.Value] {
 			sorted := append([]string(nil), allowed...)
 			sort.Strings(sorted)
-			errs = append(errs, fmt.Sprintf("line %d: unknown key %q (known: %s)", k.Line, k.Value, strings.Join(sorted, ", ")))
+			if guess := yamlerr.Closest(k.Value, sorted); guess != "" {
+				errs = append(errs, fmt.Sprintf("line %d: unknown key %q (did you mean %q?)", k.Line, k.Value, guess))
+			} else {
+				errs = append(errs, fmt.Sprintf("line %d: unknown key %q (known: %s)", k.Line, k.Value, strings.Join(sorted, ", ")))
+			}
 		}
 		if seen[k.Value] {
 			errs = append(errs, fmt.Sprintf("line %d: key %q given twice", k.Line, k.Value))

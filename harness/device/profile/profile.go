@@ -21,6 +21,7 @@ import (
 
 	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/link/console"
+	"github.com/ddhil/ddhil/internal/yamlerr"
 )
 
 // Profile is one device profile file.
@@ -142,26 +143,33 @@ var placeholder = regexp.MustCompile(`\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}`)
 func Load(path string) (*Profile, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("device profile %s: no such file", path)
+		}
+		return nil, fmt.Errorf("device profile %s: %w", path, err)
 	}
-	p, err := Parse(b)
+	p, err := parse(b, path)
 	if err != nil {
-		return nil, fmt.Errorf("profile %s: %w", path, err)
+		return nil, err
 	}
 	p.path = path
 	return p, nil
 }
 
 // Parse reads a profile from YAML and checks it; unknown keys are errors.
-func Parse(b []byte) (*Profile, error) {
+func Parse(b []byte) (*Profile, error) { return parse(b, "profile") }
+
+// parse decodes and checks a profile; errors say file:line and the key as
+// written in YAML.
+func parse(b []byte, name string) (*Profile, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	var p Profile
 	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+		return nil, fmt.Errorf("device profile %w", yamlerr.Explain(err, name, &p))
 	}
 	if err := p.check(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("device profile %s: %w", name, err)
 	}
 	return &p, nil
 }

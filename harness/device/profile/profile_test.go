@@ -289,7 +289,9 @@ func TestParseErrors(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
 	}{
-		{"unknown key", "name: x\nboot: {marker: b}\nbogus: 1\n", "field bogus not found"},
+		{"unknown key", "name: x\nboot: {marker: b}\nbogus: 1\n", `profile:3: unknown key "bogus" (known here: `},
+		{"misspelt key", "name: x\nboot: {marker: b}\nprovison: []\n", `profile:3: unknown key "provison" (did you mean "provision"?)`},
+		{"misspelt nested key", "name: x\nboot: {marker: b, timout: 1s}\n", `profile:2: unknown key "timout" (did you mean "timeout"?)`},
 		{"no name", "boot: {marker: b}\n", "name is empty"},
 		{"no boot marker", "name: x\n", "boot.marker is empty"},
 		{"bad regexp", "name: x\nboot: {marker: '('}\n", "boot.marker"},
@@ -308,7 +310,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	_, err := Load("/nonexistent/profile.yaml")
 	require.Error(t, err)
-	assert.True(t, strings.HasPrefix(err.Error(), "profile: "))
+	assert.Equal(t, "device profile /nonexistent/profile.yaml: no such file", err.Error())
 }
 
 func TestOptionalStepSkipped(t *testing.T) {
