@@ -66,7 +66,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 // exitCode maps an error to the documented exit codes.
 func exitCode(err error) int {
 	switch {
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsage), errors.Is(err, harness.ErrUsage):
 		return exitUsage
 	case errors.Is(err, harness.ErrLab):
 		return exitLab

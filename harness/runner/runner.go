@@ -75,9 +75,6 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	rep.Run.Clock = "wall"
 	rep.Run.Command = o.Command
 	rep.Run.Host, _ = os.Hostname()
-	if o.Periods <= 0 {
-		o.Periods = 5
-	}
 	logf := func(format string, args ...any) {
 		if o.Progress != nil {
 			fmt.Fprintf(o.Progress, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
@@ -87,6 +84,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	if errors.Is(err, harness.ErrUsage) {
 		return nil, err // nothing started, nothing written
 	}
+	o = p.Options
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("runner: %w", err)
 	}
