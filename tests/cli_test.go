@@ -159,3 +159,46 @@ func skipUnlessQEMU(t *testing.T) {
 		t.Skipf("runs the reference firmware in QEMU (target %s selected)", targetName())
 	}
 }
+
+// A `ddhil run` killed with SIGKILL cannot remove its private QEMU
+// directory; the next run removes it (and QEMU died with the harness).
+func TestKilledRunsTempDirIsCleanedNextTime(t *testing.T) {
+	skipUnlessQEMU(t)
+	if err := qemu.Probe(""); err != nil {
+		t.Skip(err.Error())
+	}
+	bin, elf, tmp := sharedDDHIL(t), privateELF(t), t.TempDir()
+	run := func(ctx context.Context, out string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, bin, "run", "--firmware", elf, "--out", out, "--no-screenshot", "--periods", "1",
+			"--profile", agentProfile())
+		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+		return cmd
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	first := run(ctx, filepath.Join(t.TempDir(), "first"))
+	stdout, err := first.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, first.Start())
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "scenario:") { // QEMU is up
+			break
+		}
+	}
+	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	_ = first.Wait()
+	stale, _ := filepath.Glob(filepath.Join(tmp, "ddhil-qemu-*"))
+	require.Len(t, stale, 1, "the killed run left its directory")
+	assert.Eventually(t, func() bool { return processesWith(t, elf) == "" }, 10*time.Second, 50*time.Millisecond, "QEMU died with the harness")
+
+	second := run(ctx, filepath.Join(t.TempDir(), "second"))
+	out, err := second.CombinedOutput()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	assert.NoDirExists(t, stale[0], "the next run removed the stale directory")
+	left, _ := filepath.Glob(filepath.Join(tmp, "ddhil-qemu-*"))
+	assert.Empty(t, left, "and its own")
+}

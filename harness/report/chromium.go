@@ -72,7 +72,7 @@ func runChromium(ctx context.Context, htmlPath string, args ...string) (string, 
 	if _, err := os.Stat(abs); err != nil {
 		return "", fmt.Errorf("report: %w", err)
 	}
-	profile, err := os.MkdirTemp("", "ddhil-chromium-")
+	profile, err := proc.TempDir("ddhil-chromium-")
 	if err != nil {
 		return "", fmt.Errorf("report: %w", err)
 	}

@@ -156,7 +156,7 @@ func (q *QEMU) Start(ctx context.Context) (err error) {
 	}
 	q.version = binaryVersion(ctx, q.cfg.Binary)
 
-	dir, err := os.MkdirTemp("", "ddhil-qemu-")
+	dir, err := proc.TempDir("ddhil-qemu-")
 	if err != nil {
 		return harness.LabError(fmt.Errorf("qemu: temp dir: %w", err))
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/ddhil/ddhil/harness/target/renode/monitor"
 	"github.com/ddhil/ddhil/harness/target/renode/resc"
 	"github.com/ddhil/ddhil/harness/target/renode/robot"
+	"github.com/ddhil/ddhil/internal/proc"
 )
 
 // DefaultImage is the Renode image used when neither Binary nor Image is
@@ -222,7 +223,7 @@ func (t *Target) Start(ctx context.Context) error {
 }
 
 func (t *Target) start(ctx context.Context) error {
-	dir, err := os.MkdirTemp("", "ddhil-renode-")
+	dir, err := proc.TempDir("ddhil-renode-")
 	if err != nil {
 		return fmt.Errorf("renode: %w", err)
 	}
