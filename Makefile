@@ -4,9 +4,6 @@
 GO        ?= go
 OUT       ?= run/demo
 PERIODS   ?= 5
-FIRMWARE  := firmware/build/qemu-netduinoplus2/ddagent.elf
-PROFILE   := fixtures/profiles/ddagent.yaml
-TESTFLAGS ?=
 # Debian packages the harness and its tests use; `make deps` installs the missing ones.
 APT_PKGS  := qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi openocd socat chromium make
 APT_BINS  := qemu-system-arm arm-none-eabi-gcc openocd socat chromium
@@ -22,7 +19,7 @@ define apt_install
 	  echo "deps: missing:$$missing; installing $(1)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
 	    echo "deps: not root and no sudo: install $(1) by hand" >&2; exit 3; fi; \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(1); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(1); \
 	fi
 endef
 
@@ -48,19 +45,17 @@ firmware: deps-firmware
 build:
 	$(GO) build -ldflags "-X github.com/ddhil/ddhil/internal/version.revision=$$(git describe --always --dirty 2>/dev/null)" -o ddhil ./cmd/ddhil
 
-## test: the whole suite, emulator end-to-end tests included.
-test: deps firmware
-	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m $(TESTFLAGS) ./...
+## test: the whole suite (ci/test.sh: progress per test, a summary; make maps any failure to exit 2, the script keeps 1/3).
+test:
+	ci/test.sh
 
 ## test-short: unit tests only (no processes, no emulators).
 test-short:
 	$(GO) test -short -count=1 ./...
 
-## demo: the main job on the embedded default: reference firmware in QEMU -> conformance report.
-demo: deps firmware build
-	./ddhil run --target qemu --firmware $(FIRMWARE) --profile $(PROFILE) --out $(OUT) --periods $(PERIODS); \
-	code=$$?; echo "demo: report at $(OUT)/report.html (exit $$code)"; exit $$code
+## demo: the main job on the embedded default (ci/demo.sh: exits like ddhil run; make maps any failure to 2).
+demo:
+	OUT=$(OUT) PERIODS=$(PERIODS) ci/demo.sh
 
 ## run: alias of demo with overridable OUT/PERIODS/ARGS.
 run: demo

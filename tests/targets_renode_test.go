@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +54,9 @@ func probeRenode(t *testing.T, cfg renode.Config) {
 	defer cancel()
 	how, err := renode.Probe(ctx, cfg)
 	if err != nil {
+		if hiltest.Required() {
+			t.Fatalf("Renode is required (DDHIL_REQUIRE_TARGET) but cannot run: %v", err)
+		}
 		t.Skip(err.Error())
 	}
 	t.Logf("renode: %s", how)
@@ -183,7 +185,7 @@ func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 }
 
 // The Renode target through runner.Run in local mode, against the fake

@@ -69,3 +69,10 @@ type multi []string
 
 func (m *multi) String() string     { return "" }
 func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+// Required reports whether DDHIL_REQUIRE_TARGET asks for a missing target
+// to fail the test instead of skipping it.
+func Required() bool {
+	v := os.Getenv("DDHIL_REQUIRE_TARGET")
+	return v != "" && v != "0" && v != "false"
+}

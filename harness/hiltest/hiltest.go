@@ -11,7 +11,8 @@
 //	                                  (-ddhil.renode, -ddhil.hwmap, -ddhil.qemu-machine ...)
 //
 // A target that cannot run here (no emulator, no Docker engine, no board
-// attached) skips the test with the reason and how to install it. Every
+// attached) skips the test with the reason and how to install it, unless
+// DDHIL_REQUIRE_TARGET=1 (a CI job that must run on it): then it fails. Every
 // process is reaped in t.Cleanup. With DDHIL_OUT=dir, each test's recordings
 // and conformance reports are kept in dir/<test name>.
 package hiltest
@@ -114,6 +115,9 @@ func Start(t testing.TB, o Options) *DUT {
 	defer cancel()
 	switch av := p.Probe(ctx); av.State {
 	case target.Skip:
+		if Required() {
+			t.Fatalf("hiltest: target %s is required (DDHIL_REQUIRE_TARGET) but not available: %s", sel.Target, av.Reason)
+		}
 		t.Skipf("hiltest: target %s is not available here: %s", sel.Target, av.Reason)
 	case target.Broken:
 		t.Fatalf("hiltest: target %s: lab error: %s", sel.Target, av.Reason)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,7 +107,7 @@ func TestBootEchoReset(t *testing.T) {
 	assert.Equal(t, []string{"unknown: hello"}, out)
 
 	// The transport UART is serial0 = USART1.
-	tr := q.Transport().(io.ReadWriter)
+	tr := q.Transport()
 	tc := console.New(tr, tr, console.Config{NoPrompt: true})
 	_, err = tc.Expect(ctx, console.Literal("testfw: transport"))
 	require.NoError(t, err)

@@ -203,7 +203,7 @@ func (c *Client) Quit(ctx context.Context) error {
 }
 
 func validate(cmd string) error {
-	if strings.ContainsAny(cmd, "\r\t\x1b\xff") {
+	if strings.ContainsAny(cmd, "\r\t\x1b") || strings.IndexByte(cmd, 0xff) >= 0 {
 		return fmt.Errorf("monitor: command %q holds CR, TAB, ESC or 0xFF", cmd)
 	}
 	parts := strings.Split(cmd, `"""`)
