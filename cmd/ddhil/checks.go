@@ -16,6 +16,10 @@ func init() {
 func runChecks(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("checks", stderr)
 	markdown := fs.Bool("markdown", false, "print the catalogue as the Markdown table of docs/checks.md")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: ddhil checks [--markdown]\n\nLists the conformance checks: ID, severity, title.\n\nexit status: 0 listed, 2 usage error\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return exitUsage, err
 	}

@@ -86,7 +86,7 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nrun 'ddhil <command> -h' for a command's flags")
+	fmt.Fprintln(w, "\nexit status (every command): 0 ok, 1 the firmware or file does not conform,\n2 usage mistake, 3 lab error; 'ddhil <command> -h' gives a command's flags and\nits exit codes in detail")
 }
 
 // newFlagSet returns a FlagSet whose parse errors are usage errors.

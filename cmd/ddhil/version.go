@@ -15,6 +15,10 @@ func init() {
 func runVersion(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("version", stderr)
 	asJSON := fs.Bool("json", false, "print the build information as JSON")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: ddhil version [--json]\n\nPrints the module version and VCS revision ddhil was built from (also in every report as run.tool_version).\n\nexit status: 0 printed, 2 usage error\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return exitUsage, err
 	}
