@@ -92,6 +92,17 @@ func Prepare(o Options) (*Prepared, error) {
 		return usage("%v", err)
 	}
 	p.Options.Profile = p.Setup.Profile
+	// Every block of the profile's target section must make sense, not
+	// only the selected target's: a misspelt one would be silently unused.
+	for name, block := range p.Profile.Target {
+		other, ok := target.Lookup(name)
+		if !ok {
+			return usage("profile %s: target.%s: %v", p.Setup.Profile, name, target.UnknownError(name))
+		}
+		if _, err := target.FromProfile(other, block); err != nil {
+			return usage("profile %s: %v", p.Setup.Profile, err)
+		}
+	}
 	// The profile's target block, then the run's own settings.
 	fromProfile, err := target.FromProfile(d, p.Profile.Target[d.Name])
 	if err != nil {
