@@ -82,11 +82,13 @@ type Result struct {
 
 // DUT is a started device under test.
 type DUT struct {
-	t       testing.TB
-	s       *session.Session
-	o       Options
-	outDir  string
-	started time.Time
+	t        testing.TB
+	s        *session.Session
+	o        Options
+	outDir   string
+	started  time.Time
+	prepared *runner.Prepared
+	target   target.Target
 }
 
 // Start boots, provisions and returns the device; it fails t on any error
@@ -132,7 +134,7 @@ func Start(t testing.TB, o Options) *DUT {
 	if o.Broker != nil {
 		bc = *o.Broker
 	}
-	d := &DUT{t: t, o: o, outDir: out, started: time.Now()}
+	d := &DUT{t: t, o: o, outDir: out, started: time.Now(), prepared: p, target: tgt}
 	d.s, err = session.Start(ctx, session.Config{Target: tgt, BrokerConfig: bc, Profile: p.Profile,
 		Vars: vars, Faults: o.Faults, OutDir: out, SkipProvision: o.SkipProvision, Logf: t.Logf})
 	t.Cleanup(func() { d.close(log) })
@@ -164,6 +166,8 @@ func (d *DUT) close(log *syncbuf.Buffer) {
 	}
 	if keep && capture != nil {
 		rep := runner.Judge(capture, conformance.Catalogue(), d.started)
+		runner.Describe(rep, d.prepared, d.target)
+		rep.Run.Command = []string{"go", "test", "-run", d.t.Name()}
 		if err := report.WriteAll(d.outDir, rep); err != nil {
 			d.t.Errorf("hiltest: writing reports: %v", err)
 		} else {

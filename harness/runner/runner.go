@@ -122,6 +122,20 @@ func Judge(c *conformance.Capture, checks []conformance.Check, started time.Time
 	return rep
 }
 
+// Describe fills what a report says about the run's inputs: the target,
+// the profile and the firmware (with its hash).
+func Describe(rep *report.Report, p *Prepared, t target.Target) {
+	if t != nil {
+		rep.Target = t.Info()
+	}
+	if p.Profile != nil {
+		rep.Profile = report.Profile{Name: p.Profile.Name, Path: p.Options.Profile}
+	}
+	if fw, err := hashFile(p.Options.Firmware); err == nil {
+		rep.Firmware = fw
+	}
+}
+
 // execute runs target + session + scenario and returns what was captured
 // (possibly partial) and the lab error that stopped it, if any.
 func execute(ctx context.Context, p *Prepared, rep *report.Report, logf func(string, ...any)) (*conformance.Capture, error) {
