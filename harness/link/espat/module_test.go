@@ -73,6 +73,7 @@ func newRig(t *testing.T, gated []string, opts ...rigOpt) *rig {
 			return near, nil
 		},
 	}
+	cfg.DialUDP = cfg.Dial // UDP links get in-memory peers too
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -120,6 +121,13 @@ func newRig(t *testing.T, gated []string, opts ...rigOpt) *rig {
 }
 
 func (r *rig) open(name string) { r.gates[name] <- time.Time{} }
+
+// cmd sends one command line and expects the chunks of its answer.
+func (r *rig) cmd(line string, want ...string) {
+	r.t.Helper()
+	r.send(line + "\r\n")
+	r.expect(want...)
+}
 
 func (r *rig) send(s string) {
 	r.t.Helper()
