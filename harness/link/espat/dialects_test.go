@@ -82,9 +82,9 @@ func TestMultiLinkErrors(t *testing.T) {
 	r.cmd("AT+CIPSTART=4,\"TCP\",\"192.168.1.10\",80", "\r\nERROR\r\n") // id in use
 	r.cmd("AT+CIPSTART=5,\"TCP\",\"192.168.1.10\",80", "\r\nERROR\r\n") // id out of range
 	r.cmd("AT+CIPSTART=\"TCP\",\"192.168.1.10\",80", "\r\nERROR\r\n")   // no id with mux
-	r.cmd("AT+CIPCLOSE", "\r\nERROR\r\n")                              // needs an id
-	r.cmd("AT+CIPCLOSE=3", "\r\nERROR\r\n")                            // not open
-	r.cmd("AT+CIPSEND=4,10,\"1.2.3.4\",53", "\r\nERROR\r\n")           // destination on TCP
+	r.cmd("AT+CIPCLOSE", "\r\nERROR\r\n")                               // needs an id
+	r.cmd("AT+CIPCLOSE=3", "\r\nERROR\r\n")                             // not open
+	r.cmd("AT+CIPSEND=4,10,\"1.2.3.4\",53", "\r\nERROR\r\n")            // destination on TCP
 	r.send("AT+CIPSTART=2,\"TCP\",\"192.168.1.10\",81\r\n")
 	r.peer()
 	r.expect("2,CONNECT\r\n", ok)
@@ -297,4 +297,3 @@ func TestAWSNameDialsTheBroker(t *testing.T) {
 	r.cmd("AT+CIPSTATE?", "+CIPSTATE:0,\"TCP\",\"192.0.2.1\",8883,50152,0\r\n", ok)
 	assert.Equal(t, "192.0.2.1:8883", <-dialled)
 }
-

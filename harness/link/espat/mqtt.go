@@ -616,14 +616,16 @@ func (m *Module) mqttRecv(s *mqttSession, msg paho.Message) {
 	var last <-chan error
 	m.unsolicited(func() {
 		for first := true; first || len(data) > 0; first = false {
+			// The largest n whose header + n bytes fit in a piece.
 			n := len(data)
 			for {
-				head := fmt.Sprintf("+MQTTSUBRECV:0,\"%s\",%d,", msg.Topic(), n)
-				if len(head)+n+2 <= mqttRecvPiece || n <= 1 {
+				fit := mqttRecvPiece - len(fmt.Sprintf("+MQTTSUBRECV:0,\"%s\",%d,", msg.Topic(), n))
+				if n <= fit || fit < 1 {
 					break
 				}
-				n = mqttRecvPiece - len(head) - 2
+				n = fit
 			}
+			n = max(n, min(1, len(data)))
 			head := fmt.Sprintf("+MQTTSUBRECV:0,\"%s\",%d,", msg.Topic(), n)
 			b := append(append([]byte(head), data[:n]...), '\r', '\n')
 			data = data[n:]

@@ -3,8 +3,10 @@ package espat
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 )
 
 // sslConf is what AT+CIPSSLCCONF/CSNI/CALPN set for a link
@@ -167,4 +169,31 @@ func (m *Module) sslQueryLocked() {
 		s += fmt.Sprintf("+CIPSSLCCONF:%d,%d,%d,%d\r\n", id, c.auth, c.pki, c.ca)
 	}
 	m.info(s)
+}
+
+// TLSFromFiles loads the module's PKI from PEM files: the device
+// certificate and key (may be empty for server-verification only) and the
+// CA that signs the broker's certificate (may be empty for no
+// verification), ready for Config.TLS.
+func TLSFromFiles(certFile, keyFile, caFile string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if certFile != "" || keyFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("espat: device certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("espat: CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("espat: CA %s: no PEM certificate", caFile)
+		}
+		c.RootCAs = pool
+	}
+	return c, nil
 }
