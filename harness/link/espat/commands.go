@@ -73,9 +73,6 @@ func (m *Module) fail(err error) {
 	}
 }
 
-// error answers a plain ERROR whose reason is err's.
-func (m *Module) error() { m.fail(ErrBadArgument) }
-
 // reasonOf renders an error for link.jsonl without the package prefix.
 func reasonOf(err error) string {
 	if err == nil {
