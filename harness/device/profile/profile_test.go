@@ -283,6 +283,14 @@ func TestExpectations(t *testing.T) {
 	assert.Equal(t, "short", v)
 	_, err = p.Expectations(Vars{})
 	require.ErrorContains(t, err, "expectations.endpoint: no value for endpoint")
+
+	p.Expect.UnreportedMetrics = []string{"tcp_connections"}
+	e, err = p.Expectations(Vars{"endpoint": "192.0.2.1"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"tcp_connections"}, e.Unreported)
+	p.Expect.UnreportedMetrics = []string{"tcp_conections"}
+	_, err = p.Expectations(Vars{"endpoint": "192.0.2.1"})
+	require.ErrorContains(t, err, `unknown metric "tcp_conections"`)
 }
 
 func TestParseErrors(t *testing.T) {

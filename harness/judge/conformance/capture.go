@@ -59,6 +59,19 @@ type Expectations struct {
 	HeaderOverhead int `json:"header_overhead" yaml:"header_overhead"`
 	// Endpoint is the host:port the device was told to connect to.
 	Endpoint string `json:"endpoint" yaml:"endpoint"`
+	// Unreported are the metric sections the device profile declares the
+	// firmware does not report (UnreportedMetrics); their accuracy checks
+	// skip instead of failing.
+	Unreported []string `json:"unreported,omitempty" yaml:"unreported_metrics"`
+}
+
+// UnreportedMetrics are the metric sections a profile may declare the
+// firmware does not report, and the accuracy checks each one skips.
+var UnreportedMetrics = map[string]string{
+	"network_stats":       "DD-A01, DD-A02",
+	"tcp_connections":     "DD-A03",
+	"listening_tcp_ports": "DD-A04 (TCP side)",
+	"listening_udp_ports": "DD-A04 (UDP side)",
 }
 
 // WithDefaults fills zero fields with the documented defaults.
