@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,6 +22,16 @@ func (r *rig) writePeer(p net.Conn, s string) {
 	r.t.Helper()
 	_, err := p.Write([]byte(s))
 	require.NoError(r.t, err)
+}
+
+// buffered is how many bytes link slot holds for passive reads.
+func (r *rig) buffered(slot int) int {
+	r.m.mu.Lock()
+	defer r.m.mu.Unlock()
+	if l := r.m.links[slot]; l != nil {
+		return len(l.rx)
+	}
+	return -1
 }
 
 // muxUp boots, turns echo off, switches to multi-link mode and joins.
@@ -116,6 +127,7 @@ func TestP1Passive(t *testing.T) {
 	r.writePeer(p, data[:2000])
 	r.expect("\r\n+IPD,0,2000\r\n")
 	r.writePeer(p, data[2000:]) // no second notice before a read
+	require.Eventually(t, func() bool { return r.buffered(0) == 3000 }, waitLimit, time.Millisecond)
 	r.cmd("AT+CIPRECVLEN?", "+CIPRECVLEN:3000,-1,-1,-1,-1\r\n", ok)
 	r.cmd("AT+CIPRECVDATA=0,2048", "+CIPRECVDATA:2048,"+data[:2048], ok, "\r\n+IPD,0,952\r\n")
 	require.NoError(t, p.Close())
