@@ -568,7 +568,7 @@ func (m *Module) cipStartLocked(ps []param) error {
 		c := m.sslFor(slot)
 		tlsConf = &c
 	}
-	target, resolved := m.resolve(host)
+	target, _ := m.resolve(host)
 	var dns *dnsResponder
 	if typ == "UDP" && port == 53 && m.isDNSServer(target) {
 		dns = &dnsResponder{m: m}
@@ -592,7 +592,7 @@ func (m *Module) cipStartLocked(ps []param) error {
 				conn, err = m.cfg.Dial(dctx, target, port)
 			}
 			if err == nil && tlsConf != nil {
-				conn, err = m.handshake(dctx, conn, *tlsConf, host, resolved)
+				conn, err = m.handshake(dctx, conn, *tlsConf, host)
 			}
 		}
 		return func(live bool) {
@@ -621,9 +621,6 @@ func (m *Module) cipStartLocked(ps []param) error {
 				m.fail(stateErr("Wi-Fi dropped while dialling"))
 				m.emit([]byte(closed))
 				return
-			}
-			if dns != nil {
-				conn = dns.conn(target, port)
 			}
 			m.openLinkLocked(slot, typ, conn, host, port, dns)
 			m.emit([]byte(connect))

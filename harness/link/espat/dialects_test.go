@@ -309,3 +309,58 @@ func TestAWSNameDialsTheBroker(t *testing.T) {
 	r.cmd("AT+CIPSTATE?", "+CIPSTATE:0,\"TCP\",\"192.0.2.1\",8883,50152,0\r\n", ok)
 	assert.Equal(t, "192.0.2.1:8883", <-dialled)
 }
+
+func TestMoreCommands(t *testing.T) {
+	r := newRig(t, nil)
+	r.t1()
+	r.cmd("AT+CIPDNS=1,\"8.8.8.8\",\"1.1.1.1\"", ok)
+	r.cmd("AT+CIPDNS?", "+CIPDNS:1,\"8.8.8.8\",\"1.1.1.1\"\r\n", ok)
+	r.cmd("AT+CIPDNS=0", ok)
+	r.cmd("AT+CIPDNS?", "+CIPDNS:0,\"192.0.2.254\"\r\n", ok)
+	r.cmd("AT+CIPSTAMAC=\"11:22:33:44:55:66\"", "\r\nERROR\r\n")
+	r.cmd("AT+CIPRECVDATA=10", "\r\nERROR\r\n") // not passive
+	r.cmd("AT+CIPSSLCCONF=3", ok)
+	r.cmd("AT+CIPSSLCCONF?", "+CIPSSLCCONF:3,0,0\r\n", ok)
+	r.cmd("AT+CIPSSLCALPN=2,\"a\"", "\r\nERROR\r\n") // count does not match
+	r.cmd("AT+CIPSSLCSNI=\"\"", "\r\nERROR\r\n")
+	r.cmd("AT+CWLAPOPT?", "+CWLAPOPT:0,2047\r\n", ok)
+	// MQTT configuration without a broker.
+	r.cmd("AT+MQTTCLIENTID=0,\"x\"", "\r\nERROR\r\n") // USERCFG first
+	r.cmd("AT+MQTTUSERCFG=0,1,\"c\",\"u\",\"p\",0,0,\"\"", ok)
+	r.cmd("AT+MQTTCLIENTID=0,\"dev-2\"", ok)
+	r.cmd("AT+MQTTLONGPASSWORD=0,5", "\r\nOK\r\n\r\n>")
+	r.send("p,\"w\"")
+	r.expect(ok)
+	r.cmd("AT+MQTTALPN=0,1,\"mqtt\"", ok)
+	r.cmd("AT+MQTTALPN=0,2,\"mqtt\"", "\r\nERROR\r\n")
+	r.cmd("AT+MQTTCONN?", "+MQTTCONN:0,1,1,\"\",\"\",\"\",0\r\n", ok)
+	r.cmd("AT+MQTTSUB?", "+MQTTSUB:0,1,\"\",0\r\n", ok)
+	r.cmd("AT+MQTTCONN=0,\"192.0.2.1\",1883,0", "\r\nERROR\r\n") // no Wi-Fi
+	r.cmd("AT+MQTTPUBRAW=0,\"t\",4,0,0", "\r\nERROR\r\n")        // not connected
+	r.m.mu.Lock()
+	assert.Equal(t, "dev-2", r.m.mqttCfg.clientID)
+	assert.Equal(t, "p,\"w\"", r.m.mqttCfg.pass)
+	assert.Equal(t, []string{"mqtt"}, r.m.mqttCfg.alpn)
+	r.m.mu.Unlock()
+}
+
+// In 1.7 a peer close is reported at once even with data unread (§2.6).
+func TestPassiveClose17(t *testing.T) {
+	r := newRig(t, nil, func(c *Config) { c.Dialect = Dialect17 })
+	r.muxUp()
+	r.cmd("AT+CIPRECVMODE=1", ok)
+	r.send("AT+CIPSTART=0,\"TCP\",\"192.168.1.10\",80\r\n")
+	p := r.peer()
+	r.expect("0,CONNECT\r\n", ok)
+	r.writePeer(p, "data")
+	r.expect("\r\n+IPD,0,4\r\n")
+	require.NoError(t, p.Close())
+	r.expect("0,CLOSED\r\n")
+}
+
+func TestSyslogWithText17(t *testing.T) {
+	r := newRig(t, nil, func(c *Config) { c.Dialect = Dialect17 })
+	r.muxUp()
+	r.cmd("AT+SYSLOG=1", ok)
+	r.cmd("AT+CIPCLOSE=2", "UNLINK\r\n", "ERR CODE:0x01090000\r\n", "\r\nERROR\r\n")
+}

@@ -447,7 +447,7 @@ func (m *Module) mqttConnLocked(ps []param) error {
 		if err != nil || c.scheme < 2 {
 			return conn, err
 		}
-		return m.handshake(ctx, conn, sslConf{auth: auth, sni: c.sni, alpn: c.alpn}, host, true)
+		return m.handshake(ctx, conn, sslConf{auth: auth, sni: c.sni, alpn: c.alpn}, host)
 	}
 	opts := paho.NewClientOptions().AddBroker("tcp://" + net.JoinHostPort(host, strconv.Itoa(port))).
 		SetClientID(c.clientID).SetUsername(c.user).SetPassword(c.pass).

@@ -364,14 +364,7 @@ func (m *Module) netSetLocked(name string, ps []param) error {
 // the AWS endpoint form), so a driver that resolves names over UDP
 // (Zephyr's) reaches the harness without any network.
 type dnsResponder struct {
-	m      *Module
-	remote net.Addr
-}
-
-// conn is a placeholder connection carrying the link's addresses.
-func (d *dnsResponder) conn(ip string, port int) net.Conn {
-	d.remote = &net.UDPAddr{IP: net.ParseIP(ip), Port: port}
-	return nil
+	m *Module
 }
 
 // answer builds the reply to one DNS query datagram (nil: not a query).

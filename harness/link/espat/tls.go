@@ -64,7 +64,7 @@ func (m *Module) tlsClient(auth int, sni string, alpn []string, host string) (*t
 }
 
 // handshake runs the TLS client handshake of an SSL link on conn.
-func (m *Module) handshake(ctx context.Context, conn net.Conn, c sslConf, host string, _ bool) (net.Conn, error) {
+func (m *Module) handshake(ctx context.Context, conn net.Conn, c sslConf, host string) (net.Conn, error) {
 	m.mu.Lock()
 	conf, err := m.tlsClient(c.auth, c.sni, c.alpn, host)
 	m.mu.Unlock()
