@@ -96,6 +96,11 @@ func (c *Capture) reportCut(r *ReportView) int {
 	if last < 0 {
 		return -1
 	}
+	if c.Link[last].Proto == "MQTT" {
+		// The module's MQTT client: one publish command per report,
+		// counted as topic + payload bytes.
+		size = len(r.Event.Topic) + len(r.Event.Payload)
+	}
 	covered := 0
 	for i := last; i >= 0; i-- {
 		if c.Link[i].Kind != LinkSend {

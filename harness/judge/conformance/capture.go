@@ -114,6 +114,10 @@ type LinkEvent struct {
 	Bytes     int           `json:"bytes,omitempty"`
 	LocalPort int           `json:"local_port,omitempty"`
 	Remote    string        `json:"remote,omitempty"` // host:port as the device asked for it
+	// Proto is the link's kind as the module reports it (TCP, UDP, SSL, or
+	// MQTT for the module's own MQTT client, whose sends count topic +
+	// payload bytes rather than MQTT packets).
+	Proto string `json:"proto,omitempty"`
 }
 
 // Link event kinds: send is one CIPSEND that got SEND OK (device to network),

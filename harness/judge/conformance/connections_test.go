@@ -122,3 +122,23 @@ func TestUnreportedMetricsSkip(t *testing.T) {
 		assert.NotEmpty(t, c.unreported(m), m)
 	}
 }
+
+// TestModuleMQTTCounting: with the module's own MQTT client a report is
+// one publish counted as topic + payload; the accuracy checks find it.
+func TestModuleMQTTCounting(t *testing.T) {
+	d := newDevice(t)
+	d.moduleMQTT = true
+	st, res := statuses(t, d.run(6))
+	for _, r := range res {
+		if r.Status != StatusPass && r.Status != StatusSkip {
+			t.Logf("%s %s %v", r.Check.ID, r.Status, r.Findings)
+		}
+	}
+	for _, id := range []string{"DD-A01", "DD-A02", "DD-A03"} {
+		assert.Equal(t, StatusPass, st[id], id)
+	}
+	d = newDevice(t)
+	d.moduleMQTT, d.inflate = true, true
+	st, _ = statuses(t, d.run(6))
+	assert.Equal(t, StatusFail, st["DD-A02"])
+}
