@@ -573,6 +573,9 @@ func LinkEvents(evs []espat.Event, shift time.Duration) []conformance.LinkEvent 
 		le := conformance.LinkEvent{At: e.Mono + shift, Link: e.Link, Bytes: e.Bytes, LocalPort: e.LocalPort, Proto: e.Proto}
 		if e.Host != "" {
 			le.Remote = net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+			if e.Remote != le.Remote {
+				le.Addr = e.Remote
+			}
 		}
 		switch e.Kind {
 		case espat.EventLinkOpen:

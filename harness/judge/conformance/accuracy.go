@@ -451,6 +451,7 @@ func checkConnections(c *Capture) Outcome {
 		if !ok {
 			continue
 		}
+		wantAddr := c.liveAddr(r)
 		judged++
 		var conns []defender.Connection
 		if m := res.Report.Metrics; m != nil && m.TCPConnections != nil && m.TCPConnections.Established != nil {
@@ -465,7 +466,7 @@ func checkConnections(c *Capture) Outcome {
 				listed = append(listed, fmt.Sprintf("%s lp=%d", cn.RemoteAddr, *cn.LocalPort))
 			}
 			switch {
-			case !sameAddr(cn.RemoteAddr, wantRemote):
+			case !sameAddr(cn.RemoteAddr, wantRemote) && (wantAddr == "" || !sameAddr(cn.RemoteAddr, wantAddr)):
 			case cn.LocalPort == nil:
 				if how == "" {
 					how = matchedRemote
@@ -491,6 +492,24 @@ func checkConnections(c *Capture) Outcome {
 		}
 	}
 	return out
+}
+
+// liveAddr is the resolved address (ip:port) of the module link carrying
+// report r when the device dialled it by name, else "".
+func (c *Capture) liveAddr(r *ReportView) string {
+	if c.Expect.Transport != "module" {
+		return ""
+	}
+	remote, port, ok := c.liveConnection(r)
+	if !ok {
+		return ""
+	}
+	for i := range c.Link {
+		if c.Link[i].Kind == LinkOpen && c.Link[i].Remote == remote && c.Link[i].LocalPort == port && c.Link[i].At <= r.At() {
+			return c.Link[i].Addr
+		}
+	}
+	return ""
 }
 
 // liveConnection is the connection carrying report r as the device sees it.

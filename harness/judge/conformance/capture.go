@@ -118,6 +118,10 @@ type LinkEvent struct {
 	// MQTT for the module's own MQTT client, whose sends count topic +
 	// payload bytes rather than MQTT packets).
 	Proto string `json:"proto,omitempty"`
+	// Addr is the remote as an address (ip:port) when Remote names a host
+	// the module resolved (e.g. the AWS endpoint name); devices report
+	// remote_addr as an address.
+	Addr string `json:"addr,omitempty"`
 }
 
 // Link event kinds: send is one CIPSEND that got SEND OK (device to network),

@@ -142,3 +142,18 @@ func TestModuleMQTTCounting(t *testing.T) {
 	st, _ = statuses(t, d.run(6))
 	assert.Equal(t, StatusFail, st["DD-A02"])
 }
+
+// TestConnectionsByResolvedAddress: a device that dialled the AWS endpoint
+// name reports the address the module resolved it to.
+func TestConnectionsByResolvedAddress(t *testing.T) {
+	c := newDevice(t).run(6)
+	for i := range c.Link {
+		c.Link[i].Remote, c.Link[i].Addr = "abc-ats.iot.eu-west-1.amazonaws.com:1883", "127.0.0.1:1883"
+	}
+	res := resultOf(t, c, "DD-A03")
+	assert.Equal(t, StatusPass, res.Status, "%v", res.Findings)
+	for i := range c.Link {
+		c.Link[i].Addr = ""
+	}
+	assert.Equal(t, StatusFail, resultOf(t, c, "DD-A03").Status)
+}
