@@ -590,9 +590,12 @@ func (s *Session) Capture() (*conformance.Capture, error) {
 func LinkEvents(evs []espat.Event, shift time.Duration) []conformance.LinkEvent {
 	var out []conformance.LinkEvent
 	for _, e := range evs {
-		le := conformance.LinkEvent{At: e.Mono + shift, Link: e.Link, Bytes: e.Bytes, LocalPort: e.LocalPort}
+		le := conformance.LinkEvent{At: e.Mono + shift, Link: e.Link, Bytes: e.Bytes, LocalPort: e.LocalPort, Proto: e.Proto}
 		if e.Host != "" {
 			le.Remote = net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+			if e.Remote != le.Remote {
+				le.Addr = e.Remote
+			}
 		}
 		switch e.Kind {
 		case espat.EventLinkOpen:

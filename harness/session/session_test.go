@@ -181,3 +181,11 @@ func TestStartErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestLinkEventsKeepProtoAndResolvedAddr(t *testing.T) {
+	tot := &espat.Counters{}
+	in := []espat.Event{{Kind: espat.EventLinkOpen, Mono: 10, Link: 1, Proto: "MQTT", Host: "abc-ats.iot.eu-west-1.amazonaws.com",
+		Port: 8883, Remote: "192.0.2.1:8883", LocalPort: 50152, Totals: tot}}
+	assert.Equal(t, []conformance.LinkEvent{{At: 10, Kind: conformance.LinkOpen, Link: 1, LocalPort: 50152, Proto: "MQTT",
+		Remote: "abc-ats.iot.eu-west-1.amazonaws.com:8883", Addr: "192.0.2.1:8883"}}, LinkEvents(in, 0))
+}

@@ -115,6 +115,9 @@ type Expect struct {
 	Endpoint         string  `yaml:"endpoint"` // host:port
 	Format           string  `yaml:"format"`   // json | cbor
 	KeyStyle         string  `yaml:"key_style"`
+	// UnreportedMetrics are metric sections the firmware does not report
+	// (conformance.UnreportedMetrics); their accuracy checks skip.
+	UnreportedMetrics []string `yaml:"unreported_metrics"`
 }
 
 // Duration is a time.Duration written as "5s" in YAML.
@@ -576,8 +579,14 @@ func (p *Profile) Expectations(vars Vars) (conformance.Expectations, error) {
 		Tolerance: p.Expect.Tolerance, JitterP95: p.Expect.JitterP95,
 		ListeningTCP: p.Expect.ListeningTCP, ListeningUDP: p.Expect.ListeningUDP,
 		Transport: p.Expect.Transport, HeaderOverhead: p.Expect.HeaderOverhead,
+		Unreported: p.Expect.UnreportedMetrics,
 	}
 	var errs []error
+	for _, m := range p.Expect.UnreportedMetrics {
+		if _, ok := conformance.UnreportedMetrics[m]; !ok {
+			errs = append(errs, fmt.Errorf("expectations.unreported_metrics: unknown metric %q", m))
+		}
+	}
 	dur := func(field, s string) time.Duration {
 		if s == "" {
 			return 0

@@ -285,6 +285,16 @@ func TestExpectations(t *testing.T) {
 	require.ErrorContains(t, err, "expectations.endpoint: no value for endpoint")
 }
 
+func TestUnreportedMetrics(t *testing.T) {
+	p := &Profile{Name: "x", Expect: Expect{UnreportedMetrics: []string{"tcp_connections"}}}
+	e, err := p.Expectations(nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"tcp_connections"}, e.Unreported)
+	p.Expect.UnreportedMetrics = []string{"tcp_conections"}
+	_, err = p.Expectations(nil)
+	require.ErrorContains(t, err, `unknown metric "tcp_conections"`)
+}
+
 func TestParseErrors(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string

@@ -44,6 +44,7 @@ type device struct {
 	retryStorm  bool
 	rejectNext  string // answer the next report with this code
 	dropNext    bool   // answer nothing to the next report
+	moduleMQTT  bool   // the module's own MQTT client carries the session
 }
 
 func newDevice(t *testing.T) *device {
@@ -74,7 +75,11 @@ func (d *device) client() string {
 }
 
 func (d *device) linkEv(kind string, n int) {
-	d.c.Link = append(d.c.Link, LinkEvent{At: d.now, Kind: kind, Link: d.link, Bytes: n, LocalPort: d.lport, Remote: "127.0.0.1:1883"})
+	le := LinkEvent{At: d.now, Kind: kind, Link: d.link, Bytes: n, LocalPort: d.lport, Remote: "127.0.0.1:1883"}
+	if d.moduleMQTT {
+		le.Proto = "MQTT"
+	}
+	d.c.Link = append(d.c.Link, le)
 	switch kind {
 	case LinkSend:
 		d.counted.bytesOut += uint64(n)
@@ -93,16 +98,22 @@ func (d *device) connect() {
 	d.connID = fmt.Sprintf("c%d", d.conn)
 	d.linkEv(LinkOpen, 0)
 	d.advance(5 * time.Millisecond)
-	d.linkEv(LinkSend, 30)
-	d.linkEv(LinkRecv, 4)
+	if !d.moduleMQTT { // module MQTT: CONNECT and SUBSCRIBE carry no counted bytes
+		d.linkEv(LinkSend, 30)
+		d.linkEv(LinkRecv, 4)
+	}
 	d.event(broker.Event{Kind: broker.EventConnect})
 	if !d.noSubscribe {
 		d.advance(2 * time.Millisecond)
-		d.linkEv(LinkSend, 110)
+		if !d.moduleMQTT {
+			d.linkEv(LinkSend, 110)
+		}
 		for _, acc := range []bool{true, false} {
 			d.event(broker.Event{Kind: broker.EventSubscribe, Topic: defender.ResponseTopic(d.c.Thing, defender.JSON, acc), QoS: 1})
 		}
-		d.linkEv(LinkRecv, 6)
+		if !d.moduleMQTT {
+			d.linkEv(LinkRecv, 6)
+		}
 	}
 	d.advance(10 * time.Millisecond)
 }
@@ -136,7 +147,11 @@ func (d *device) report() uint64 {
 		thing += "-other"
 	}
 	topic, _ := defender.Topic(thing, defender.JSONPublish)
-	d.linkEv(LinkSend, publishSize(topic, len(payload), 1))
+	if d.moduleMQTT {
+		d.linkEv(LinkSend, len(topic)+len(payload))
+	} else {
+		d.linkEv(LinkSend, publishSize(topic, len(payload), 1))
+	}
 	d.advance(3 * time.Millisecond)
 	d.event(broker.Event{Kind: broker.EventPublish, Topic: topic, QoS: 1, Retain: d.retain, Payload: payload})
 	if d.retain {
@@ -146,7 +161,9 @@ func (d *device) report() uint64 {
 	verdict := defender.Validate(defender.JSON, payload, defender.Options{})
 	d.event(broker.Event{Kind: broker.EventReport, Topic: topic, QoS: 1, Payload: payload, Thing: thing, Format: defender.JSON, Result: &verdict})
 	res := verdict
-	d.linkEv(LinkRecv, 4) // PUBACK
+	if !d.moduleMQTT {
+		d.linkEv(LinkRecv, 4) // PUBACK
+	}
 	fault := ""
 	switch {
 	case d.rejectNext != "":

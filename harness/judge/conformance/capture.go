@@ -59,6 +59,19 @@ type Expectations struct {
 	HeaderOverhead int `json:"header_overhead" yaml:"header_overhead"`
 	// Endpoint is the host:port the device was told to connect to.
 	Endpoint string `json:"endpoint" yaml:"endpoint"`
+	// Unreported are the metric sections the device profile declares the
+	// firmware does not report (UnreportedMetrics); their accuracy checks
+	// skip instead of failing.
+	Unreported []string `json:"unreported,omitempty" yaml:"unreported_metrics"`
+}
+
+// UnreportedMetrics are the metric sections a profile may declare the
+// firmware does not report, and the accuracy checks each one skips.
+var UnreportedMetrics = map[string]string{
+	"network_stats":       "DD-A01, DD-A02",
+	"tcp_connections":     "DD-A03",
+	"listening_tcp_ports": "DD-A04 (TCP side)",
+	"listening_udp_ports": "DD-A04 (UDP side)",
 }
 
 // WithDefaults fills zero fields with the documented defaults.
@@ -101,6 +114,14 @@ type LinkEvent struct {
 	Bytes     int           `json:"bytes,omitempty"`
 	LocalPort int           `json:"local_port,omitempty"`
 	Remote    string        `json:"remote,omitempty"` // host:port as the device asked for it
+	// Proto is the link's kind as the module reports it (TCP, UDP, SSL, or
+	// MQTT for the module's own MQTT client, whose sends count topic +
+	// payload bytes rather than MQTT packets).
+	Proto string `json:"proto,omitempty"`
+	// Addr is the remote as an address (ip:port) when Remote names a host
+	// the module resolved (e.g. the AWS endpoint name); devices report
+	// remote_addr as an address.
+	Addr string `json:"addr,omitempty"`
 }
 
 // Link event kinds: send is one CIPSEND that got SEND OK (device to network),

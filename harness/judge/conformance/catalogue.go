@@ -40,6 +40,8 @@ type Finding struct {
 type Outcome struct {
 	Findings   []Finding
 	SkipReason string
+	// Notes say how a check judged (e.g. which fields it matched on).
+	Notes []string
 }
 
 // Check is one entry of the catalogue. IDs are stable once published.
@@ -75,6 +77,7 @@ type Result struct {
 	Findings   []Finding
 	SkipReason string
 	Error      string
+	Notes      []string
 }
 
 // Catalogue returns every check in ID order.
@@ -137,6 +140,7 @@ func evaluateOne(c *Capture, ch Check) (res Result) {
 	}()
 	o := ch.Run(c)
 	res.Findings = o.Findings
+	res.Notes = o.Notes
 	switch {
 	case len(o.Findings) > 0 && ch.Severity == SeverityWarn:
 		res.Status = StatusWarn

@@ -6,13 +6,15 @@ package espat
 // DropLink makes the peer vanish: the link closes and the host gets CLOSED
 // at once, also in the middle of a CIPSEND (the payload is still taken, then
 // Recv and SEND FAIL, §3.9). It reports whether a link was open.
+// With several links open it drops the one with the lowest link id.
 func (m *Module) DropLink() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.link == nil || !m.serving {
+	ls := m.openLinks()
+	if len(ls) == 0 || !m.serving {
 		return false
 	}
-	m.closeLinkLocked("dropped", true)
+	m.unsolicited(func() { m.closeLinkLocked(ls[0], "dropped", true) })
 	return true
 }
 
@@ -25,7 +27,7 @@ func (m *Module) WiFiDrop() bool {
 	if !m.wifiUp || !m.serving {
 		return false
 	}
-	m.wifiDownLocked("dropped")
+	m.unsolicited(func() { m.wifiDownLocked("dropped") })
 	ssid := m.joinedSSID
 	m.afterLocked("reconnect", m.cfg.ReconnectDelay, func() {
 		if !m.wifiUp && m.joinedSSID == ssid && (m.cwmode == 1 || m.cwmode == 3) && !m.running {
@@ -41,7 +43,7 @@ func (m *Module) Reboot() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.serving {
-		m.bootLocked("reboot")
+		m.unsolicited(func() { m.bootLocked("reboot") })
 	}
 }
 

@@ -1,10 +1,14 @@
-// Package espat emulates an Espressif ESP-AT v2 Wi-Fi module on a UART: the
+// Package espat emulates an Espressif ESP-AT Wi-Fi module on a UART: the
 // "transport bridge" through which firmware without its own network reaches
-// the broker. It implements the single-link TCP client subset specified
-// byte for byte in docs esp-at.md §5 (transcripts T1-T10), dials the
-// endpoints the firmware asks for through a caller-supplied Dialer, and counts
-// every payload byte it carries exactly as the firmware does, so network
-// statistics can be checked without tolerance.
+// the broker. It speaks the dialects real host drivers speak, byte for byte
+// (research notes esp-at.md and esp-at-dialects.md): the single-link subset
+// (transcripts T1-T10), multi-link mode, passive receive, UDP and TLS links,
+// the init and station commands of the Zephyr, Arduino WiFiEspAT and Mbed
+// drivers, module DNS, the module's own MQTT client, and the NonOS 1.7
+// dialect as a profile. It dials the endpoints the firmware asks for through
+// caller-supplied dialers, and counts every byte it carries exactly as the
+// firmware can count it, so network statistics can be checked without
+// tolerance (docs/harness.md lists the definitions per mode).
 //
 // This is a stand-in for hardware that cannot exist here (a real module); it
 // follows the documented v2 behaviour, and docs/harness.md lists where it
@@ -13,6 +17,7 @@ package espat
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +71,53 @@ type Config struct {
 	// OnEvent, when set, sees every event as it is recorded; it runs with
 	// the module's lock held and must not call back into the module.
 	OnEvent func(Event)
+
+	// Dialect selects the firmware line the module imitates: DialectV2
+	// (default, ESP-AT 2.x-5.x) or Dialect17 (ESP8266 NonOS AT 1.7: _CUR/_DEF
+	// names, 1.7 reply shapes, error texts).
+	Dialect Dialect
+	// DialUDP opens UDP links (default: net.Dial "udp"). Datagrams to port
+	// 53 of the module's DNS servers never reach it: the module's resolver
+	// answers them.
+	DialUDP Dialer
+	// TLS holds the device certificate and key (Certificates) and the CAs
+	// that verify the server (RootCAs) for SSL links and MQTT over TLS, as
+	// the module's PKI partition would. ServerName, when set, overrides the
+	// name verified (default: the SNI, else the host dialled).
+	TLS *tls.Config
+	// Hosts is the module's DNS: name -> IPv4 address. Names of the AWS IoT
+	// data endpoint form (<prefix>-ats.iot.<region>.amazonaws.com) resolve
+	// to NameIP unless listed. Other names are passed to the dialers as they
+	// are (and fail AT+CIPDOMAIN).
+	Hosts map[string]string
+	// Station addresses shown by AT+CIPSTA?/AT+CIFSR once Wi-Fi is up
+	// (defaults 192.0.2.100, gateway 192.0.2.254, netmask 255.255.255.0),
+	// the MAC (default 24:0a:c4:00:00:01) and the DNS server DHCP hands out
+	// (default: the gateway).
+	StationIP, Gateway, Netmask, MAC, DNSServer string
+	// AccessPoints are what AT+CWLAP finds (default: one WPA2 access point
+	// named SSID, or "ddhil-lab" when SSID is empty).
+	AccessPoints []AccessPoint
+	// MQTTTimeout bounds the module MQTT client's connect, subscribe and
+	// publish (default 15 s, AT+MQTTCONN's default timeout).
+	MQTTTimeout time.Duration
+}
+
+// Dialect is the AT firmware line the module imitates.
+type Dialect string
+
+const (
+	DialectV2 Dialect = "v2"  // ESP-AT 2.x and later
+	Dialect17 Dialect = "1.7" // ESP8266 NonOS AT 1.7.x
+)
+
+// AccessPoint is one network AT+CWLAP reports.
+type AccessPoint struct {
+	SSID    string
+	BSSID   string // aa:bb:cc:dd:ee:ff
+	RSSI    int
+	Channel int
+	Ecn     int // 0 open, 3 WPA2_PSK, ...
 }
 
 // Module is one emulated ESP-AT module. Create it with New, then Serve it on
@@ -110,10 +162,20 @@ type Module struct {
 	lastCR       bool
 	payloadWant  int
 	payload      []byte
-	sendLink     *link
-	injectPrompt []byte // test hook: +IPD between OK and >
+	payloadDone  func([]byte) // what to do with the payload once complete
+	injectPrompt []byte       // test hook: +IPD between OK and >
 
-	link     *link
+	// Multi-link, receive and network state (esp-at-dialects.md §1-§3).
+	mux      bool
+	passive  bool
+	links    [maxLinks]*link // single mode uses slot 0
+	net      netState
+	ssl      [maxLinks + 1]sslConf // per link id; index maxLinks is "all"
+	mqtt     *mqttSession
+	mqttCfg  mqttConfig
+	cur      *pendingCmd // the command being answered
+	unsolMsg int         // >0: emits are URCs, not part of cur's answer
+
 	linkSeq  int
 	nextPort int
 	totals   Counters
@@ -156,6 +218,35 @@ func New(cfg Config) *Module {
 	if cfg.NameIP == "" {
 		cfg.NameIP = "192.0.2.1"
 	}
+	if cfg.Dialect == "" {
+		cfg.Dialect = DialectV2
+	}
+	if cfg.DialUDP == nil {
+		cfg.DialUDP = func(ctx context.Context, host string, port int) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "udp", net.JoinHostPort(host, fmt.Sprint(port)))
+		}
+	}
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&cfg.StationIP, "192.0.2.100")
+	def(&cfg.Gateway, "192.0.2.254")
+	def(&cfg.Netmask, "255.255.255.0")
+	def(&cfg.MAC, "24:0a:c4:00:00:01")
+	def(&cfg.DNSServer, cfg.Gateway)
+	if len(cfg.AccessPoints) == 0 {
+		ssid := cfg.SSID
+		if ssid == "" {
+			ssid = "ddhil-lab"
+		}
+		cfg.AccessPoints = []AccessPoint{{SSID: ssid, BSSID: "aa:bb:cc:dd:ee:ff", RSSI: -45, Channel: 6, Ecn: 3}}
+	}
+	if cfg.MQTTTimeout <= 0 {
+		cfg.MQTTTimeout = 15 * time.Second
+	}
 	m := &Module{cfg: cfg, nextPort: firstLocalPort}
 	m.timer = func(_ string, d time.Duration) <-chan time.Time {
 		if d <= 0 {
@@ -190,7 +281,12 @@ func (m *Module) resetState() {
 	m.lineBuf, m.lineLong, m.lastCR = m.lineBuf[:0], 0, false
 	m.payloadWant = 0
 	m.payload = nil
-	m.sendLink = nil
+	m.payloadDone = nil
+	m.mux = false
+	m.passive = false
+	m.net = m.defaultNet()
+	m.ssl = [maxLinks + 1]sslConf{}
+	m.mqttCfg = mqttConfig{}
 }
 
 // Serve runs the module on the transport UART until ctx ends or the stream
@@ -243,7 +339,9 @@ func (m *Module) Serve(ctx context.Context, rw io.ReadWriter) error {
 
 	cancel()
 	m.mu.Lock()
-	m.closeLinkLocked("stopped", false)
+	m.finishCmdLocked("", "interrupted: module stopped")
+	m.closeAllLocked("stopped", false)
+	m.mqttDropLocked("stopped", false)
 	m.gen++
 	m.serving = false
 	close(m.stop)
@@ -277,7 +375,7 @@ func (m *Module) input(b []byte) {
 	var echo []byte
 	flushEcho := func() {
 		if len(echo) > 0 {
-			m.emit(echo)
+			m.out.push(echo) // echo is never part of an answer
 			echo = nil
 		}
 	}
@@ -295,7 +393,10 @@ func (m *Module) input(b []byte) {
 			i += take
 			if len(m.payload) == m.payloadWant {
 				flushEcho()
-				m.payloadDoneLocked()
+				data, done := m.payload, m.payloadDone
+				m.payload, m.payloadWant, m.payloadDone = nil, 0, nil
+				done(data)
+				m.settleLocked()
 			}
 			continue
 		}
@@ -338,18 +439,47 @@ func (m *Module) lineLocked(line string) {
 		return
 	}
 	if m.running {
-		m.emit([]byte(busyP))
-		m.recordLocked(Event{Kind: EventCommand, Text: line, Reason: "busy"})
+		m.out.push([]byte(busyP))
+		running := ""
+		if m.cur != nil {
+			running = " (" + m.cur.line + " still running)"
+		}
+		m.recordLocked(Event{Kind: EventCommand, Text: line, Answer: busyP, Result: "busy p...",
+			Reason: "busy: a command was running" + running})
 		return
 	}
-	m.recordLocked(Event{Kind: EventCommand, Text: line})
+	m.cur = &pendingCmd{line: line, at: m.cfg.Now()}
 	m.dispatchLocked(line)
+	m.settleLocked()
+}
+
+// settleLocked records the running command once nothing of it is pending
+// (no slow work, no payload awaited).
+func (m *Module) settleLocked() {
+	if !m.running && m.payloadWant == 0 {
+		m.finishCmdLocked("", "")
+	}
 }
 
 // emit queues one message; it is written in one piece (§5). Called with
-// m.mu held so that queue order equals state order.
+// m.mu held so that queue order equals state order. Outside unsolicited
+// paths the bytes are part of the running command's answer.
 func (m *Module) emit(b []byte) <-chan error {
+	if m.cur != nil && m.unsolMsg == 0 {
+		m.cur.answer = append(m.cur.answer, b...)
+	}
 	return m.out.push(b)
+}
+
+// urc queues an unsolicited message: never part of a command's answer.
+func (m *Module) urc(b []byte) <-chan error { return m.out.push(b) }
+
+// unsolicited runs f with every emit treated as a URC (peer data and
+// closes, hooks, timers).
+func (m *Module) unsolicited(f func()) {
+	m.unsolMsg++
+	defer func() { m.unsolMsg-- }()
+	f()
 }
 
 // asyncLocked runs slow work outside the lock while the module is busy
@@ -380,6 +510,9 @@ func (m *Module) asyncLocked(work func(ctx context.Context) func(live bool)) {
 		if finish != nil {
 			finish(live)
 		}
+		if live {
+			m.settleLocked()
+		}
 	}()
 }
 
@@ -400,14 +533,20 @@ func (m *Module) afterLocked(what string, d time.Duration, f func()) {
 		if m.gen != gen || !m.serving {
 			return
 		}
-		f()
+		m.unsolicited(f)
 	}()
 }
 
 // bootLocked reboots: links vanish without CLOSED (§3.3 allows either),
 // state resets, input is ignored until `ready`.
 func (m *Module) bootLocked(reason string) {
-	m.closeLinkLocked("reboot", false)
+	if m.cur != nil && m.cur.line != "AT+RST" && !strings.HasPrefix(m.cur.line, "AT+RESTORE") {
+		m.finishCmdLocked("", "interrupted: module rebooted ("+reason+")")
+	} else {
+		m.finishCmdLocked("", "")
+	}
+	m.closeAllLocked("reboot", false)
+	m.mqttDropLocked("reboot", false)
 	if m.wifiUp {
 		m.recordLocked(Event{Kind: EventWiFiDown, Reason: reason})
 	}
@@ -417,7 +556,7 @@ func (m *Module) bootLocked(reason string) {
 	m.bootAt = m.cfg.Now()
 	m.afterLocked("ready", m.cfg.ReadyDelay, func() {
 		m.booting = false
-		m.emit([]byte(readyURC))
+		m.urc([]byte(readyURC))
 		m.recordLocked(Event{Kind: EventBoot, Reason: reason})
 	})
 }

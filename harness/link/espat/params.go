@@ -1,7 +1,6 @@
 package espat
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 )
@@ -12,8 +11,6 @@ type param struct {
 	s      string
 	quoted bool
 }
-
-var errSyntax = errors.New("espat: syntax error")
 
 // parseParams splits the text after '=' into fields, undoing the \, \" \\
 // escapes inside quotes (esp-at.md §1.1).
