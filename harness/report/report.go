@@ -108,6 +108,10 @@ type Run struct {
 	// LabError is the lab failure that stopped or spoilt the run (flash
 	// failed, port vanished, emulator missing); non-empty means verdict error.
 	LabError string `json:"lab_error,omitempty"`
+	// Stopped says where a run whose device never reached the broker got
+	// stuck, from the emulated module's log ("module refused AT+CWDHCP=1,1
+	// at 1.8 s (unsupported); Wi-Fi never joined").
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // Firmware identifies the image under test.

@@ -52,6 +52,9 @@ func (r *Report) judge() (Outcome, string) {
 		return Error, fmt.Sprintf("%s errored (lab problem): %s", plural(c.Error, "check"), r.idsWith(StatusError))
 	case c.Fail > 0:
 		why := fmt.Sprintf("%s failed: %s", plural(c.Fail, "check"), r.idsWith(StatusFail))
+		if r.Run.Stopped != "" {
+			why = r.Run.Stopped + "; " + why
+		}
 		if r.Run.Incomplete {
 			why += " (run incomplete: " + r.Run.IncompleteReason + ")"
 		}

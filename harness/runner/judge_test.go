@@ -38,3 +38,16 @@ func TestNoFailedStepNoCheck(t *testing.T) {
 		assert.NotEqual(t, "DD-SCN", c.ID)
 	}
 }
+
+// A run whose device never reached the broker says where it stopped, in
+// the verdict and as a finding.
+func TestStoppedBringUpIsInTheVerdict(t *testing.T) {
+	c := &conformance.Capture{Thing: "dut", Stopped: "module refused AT+CWDHCP=1,1 at 1.8 s (unsupported); Wi-Fi never joined"}
+	rep := Judge(c, nil, time.Now())
+	assert.Equal(t, report.Fail, rep.Verdict())
+	assert.Contains(t, rep.VerdictReason(), "module refused AT+CWDHCP=1,1 at 1.8 s")
+	assert.Equal(t, c.Stopped, rep.Run.Stopped)
+	require.NotEmpty(t, rep.Checks)
+	assert.Equal(t, "DD-SCN", rep.Checks[0].ID)
+	assert.Contains(t, rep.Checks[0].Findings[0].Message, "no report reached the broker: module refused")
+}

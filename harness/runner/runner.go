@@ -251,11 +251,15 @@ func finish(rep *report.Report, c *conformance.Capture, checks []conformance.Che
 		}
 		return
 	}
-	if failed := c.ActionsOf(conformance.ActionStepFailed); len(failed) > 0 {
+	rep.Run.Stopped = c.Stopped
+	if failed := c.ActionsOf(conformance.ActionStepFailed); len(failed) > 0 || c.Stopped != "" {
 		// A scenario step the device did not complete is the firmware's
 		// failure, in every report format.
 		rc := report.Check{ID: "DD-SCN", Title: "Scenario steps completed", Category: "other", Severity: report.SeverityFail,
 			Status: report.StatusFail, Findings: []report.Finding{}}
+		if c.Stopped != "" {
+			rc.Findings = append(rc.Findings, report.Finding{Message: "no report reached the broker: " + c.Stopped})
+		}
 		for _, a := range failed {
 			at := a.At
 			rc.Findings = append(rc.Findings, report.Finding{Message: a.Detail, At: &at})

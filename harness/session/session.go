@@ -186,6 +186,15 @@ func Start(ctx context.Context, cfg Config) (s *Session, err error) {
 		mc := cfg.Module
 		mc.SSID, mc.Password = s.vars["ssid"], s.vars["password"]
 		mc.Dial = s.dial
+		if mc.DialUDP == nil {
+			mc.DialUDP = refuseUDP // sealed: only the module's own DNS answers
+		}
+		if mc.Dialect == "" {
+			mc.Dialect = espat.Dialect(cfg.Profile.Module.Dialect)
+		}
+		if mc.Disabled == nil {
+			mc.Disabled = cfg.Profile.Module.Disabled
+		}
 		mc.Epoch = s.epoch
 		s.module = espat.New(mc)
 		go func() { s.modDone <- s.module.Serve(runCtx, tr) }()
@@ -217,7 +226,16 @@ func (s *Session) logf(format string, args ...any) {
 // (net.Pipe, served as listener "mem" under the device's address), any
 // other host over real TCP.
 func (s *Session) dial(ctx context.Context, host string, port int) (net.Conn, error) {
+	if host == s.host && port == s.tlsPort() {
+		return s.dialTLSListener(ctx, port)
+	}
 	if host != s.host {
+		// The emulated network reaches the broker and this machine's
+		// loopback, nothing else: a firmware dialling the internet must
+		// not make the harness do so.
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, fmt.Errorf("session: network unreachable: the emulated network reaches the broker (%s) and loopback addresses only, not %s", s.host, host)
+		}
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		var dnsErr *net.DNSError
@@ -247,6 +265,40 @@ func (s *Session) dial(ctx context.Context, host string, port int) (net.Conn, er
 		return nil, err
 	}
 	return &addrConn{Conn: client, local: local, remote: remote}, nil
+}
+
+// tlsPort is the port on which the device reaches the broker's mutual-TLS
+// listener through the module (an SSL link: DD-X01 on the module path):
+// the "tls_port" variable, else 8883, when the broker listens for TLS.
+func (s *Session) tlsPort() int {
+	if s.broker == nil || s.broker.Addr("tls") == "" {
+		return -1
+	}
+	if p, err := strconv.Atoi(s.vars["tls_port"]); err == nil {
+		return p
+	}
+	return 8883
+}
+
+// dialTLSListener connects a module link to the broker's TLS listener over
+// loopback TCP, keeping the addresses the device believes in.
+func (s *Session) dialTLSListener(ctx context.Context, port int) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", s.broker.Addr("tls"))
+	if err != nil {
+		return nil, harness.LabError(fmt.Errorf("session: the broker's TLS listener: %w", err))
+	}
+	remote := net.Addr(pipeAddr(net.JoinHostPort(s.host, strconv.Itoa(port))))
+	if ip := net.ParseIP(s.host); ip != nil {
+		remote = &net.TCPAddr{IP: ip, Port: port}
+	}
+	return &addrConn{Conn: c, local: c.LocalAddr(), remote: remote}, nil
+}
+
+// refuseUDP keeps a firmware's UDP traffic (other than DNS, which the
+// module answers itself) inside the harness.
+func refuseUDP(_ context.Context, host string, port int) (net.Conn, error) {
+	return nil, fmt.Errorf("session: network unreachable: UDP to %s:%d leaves the emulated network", host, port)
 }
 
 type addrConn struct {
@@ -575,7 +627,11 @@ func (s *Session) Capture() (*conformance.Capture, error) {
 		if err != nil {
 			return nil, fmt.Errorf("session: the emulated module's log is incomplete: %w", err)
 		}
-		c.Link = LinkEvents(s.module.Events(), shift)
+		mevs := s.module.Events()
+		c.Link = LinkEvents(mevs, shift)
+		if len(c.Reports()) == 0 {
+			c.Stopped = espat.Diagnose(mevs)
+		}
 	}
 	for _, a := range actions {
 		act := a.a

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ddhil/ddhil/broker"
+	"github.com/ddhil/ddhil/broker/certs"
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
@@ -188,4 +190,57 @@ func TestLinkEventsKeepProtoAndResolvedAddr(t *testing.T) {
 		Port: 8883, Remote: "192.0.2.1:8883", LocalPort: 50152, Totals: tot}}
 	assert.Equal(t, []conformance.LinkEvent{{At: 10, Kind: conformance.LinkOpen, Link: 1, LocalPort: 50152, Proto: "MQTT",
 		Remote: "abc-ats.iot.eu-west-1.amazonaws.com:8883", Addr: "192.0.2.1:8883"}}, LinkEvents(in, 0))
+}
+
+// The emulated network is sealed: the broker's address and loopback only.
+func TestDialIsSealed(t *testing.T) {
+	b := startBroker(t)
+	s := &Session{broker: b, host: DefaultEndpoint, port: 1883, nextPort: 50152}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, host := range []string{"8.8.8.8", "example.com", "10.0.0.1"} {
+		_, err := s.dial(ctx, host, 443)
+		require.Error(t, err, host)
+		assert.Contains(t, err.Error(), "network unreachable", host)
+	}
+	_, err := refuseUDP(ctx, "8.8.8.8", 123)
+	assert.ErrorContains(t, err, "network unreachable")
+}
+
+// With a mutual-TLS listener, the endpoint's TLS port reaches it over
+// loopback TCP (DD-X01 on the module path), keeping the device's view of
+// the remote address.
+func TestDialTLSPortReachesTheTLSListener(t *testing.T) {
+	ca := newTestCA(t)
+	b, err := broker.New(broker.Config{TLS: ca.server, MQTTSAddr: "127.0.0.1:0"})
+	require.NoError(t, err)
+	require.NoError(t, b.Start(context.Background()))
+	t.Cleanup(func() { _ = b.Close() })
+	s := &Session{broker: b, host: DefaultEndpoint, port: 1883, nextPort: 50152, vars: profile.Vars{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := s.dial(ctx, DefaultEndpoint, 8883)
+	require.NoError(t, err)
+	defer c.Close()
+	assert.Equal(t, DefaultEndpoint+":8883", c.RemoteAddr().String())
+	tc := tls.Client(c, ca.client)
+	require.NoError(t, tc.HandshakeContext(ctx), "a TLS handshake with the broker's listener")
+	assert.Equal(t, "x-amzn-mqtt-ca", tc.ConnectionState().NegotiatedProtocol)
+}
+
+type testCA struct{ server, client *tls.Config }
+
+// newTestCA makes a lab CA with a broker certificate and a device one.
+func newTestCA(t *testing.T) testCA {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, certs.InitCA(dir, []string{DefaultEndpoint, "127.0.0.1"}))
+	_, _, err := certs.IssueDevice(dir, "dut-1", nil)
+	require.NoError(t, err)
+	server, err := certs.ServerTLSConfig(dir)
+	require.NoError(t, err)
+	client, err := certs.ClientTLSConfig(dir, "dut-1", DefaultEndpoint)
+	require.NoError(t, err)
+	client.NextProtos = []string{"x-amzn-mqtt-ca"}
+	return testCA{server: server, client: client}
 }

@@ -38,6 +38,8 @@ type Profile struct {
 	FaultStep      *Step             `yaml:"fault"` // uses {{fault}} and {{state}} (on|off)
 	Markers        Markers           `yaml:"markers"`
 	Expect         Expect            `yaml:"expectations"`
+	// Module describes the emulated Wi-Fi module the firmware expects.
+	Module Module `yaml:"module"`
 	// Faults are the names the firmware's fault command accepts (empty:
 	// any name is passed through).
 	Faults []string `yaml:"faults"`
@@ -234,12 +236,27 @@ func (p *Profile) check() error {
 	if p.Console.SyncEmptyLine && p.Console.SyncCtrlC {
 		errs = append(errs, errors.New("console: sync_empty_line and sync_ctrl_c exclude each other"))
 	}
+	switch p.Module.Dialect {
+	case "", "v2", "1.7":
+	default:
+		errs = append(errs, fmt.Errorf("module.dialect %q: want v2 or 1.7", p.Module.Dialect))
+	}
 	switch p.Expect.Transport {
 	case "", "module", "network":
 	default:
 		errs = append(errs, fmt.Errorf("expectations.transport %q: want module or network", p.Expect.Transport))
 	}
 	return errors.Join(errs...)
+}
+
+// Module is the profile's module section.
+type Module struct {
+	// Dialect is the AT command set: "v2" (ESP-AT 2.x, default) or "1.7"
+	// (ESP8266 NonOS AT 1.7, the _CUR/_DEF names).
+	Dialect string `yaml:"dialect"`
+	// Disabled are AT commands the module's firmware was built without,
+	// answered ERROR (e.g. [AT+CWDHCP]).
+	Disabled []string `yaml:"disabled"`
 }
 
 // Path is where the profile was loaded from ("" when parsed).

@@ -29,6 +29,9 @@ type Capture struct {
 	// End is when the capture stopped; windows still open at End are judged
 	// only as far as End.
 	End time.Duration
+	// Stopped says where the device's network bring-up stopped when no
+	// report reached the broker (from the module's log; "" otherwise).
+	Stopped string
 }
 
 // Expectations come from the device profile, overridable per run.

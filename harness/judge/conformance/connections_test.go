@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"testing"
+	"time"
 
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/broker/defender"
@@ -156,4 +157,15 @@ func TestConnectionsByResolvedAddress(t *testing.T) {
 		c.Link[i].Addr = ""
 	}
 	assert.Equal(t, StatusFail, resultOf(t, c, "DD-A03").Status)
+}
+
+// DD-R01 does not pass when nothing reconnected within a run that ended
+// before the bound: it skips and says so.
+func TestReconnectNotJudgedIsASkip(t *testing.T) {
+	c := &Capture{Thing: "dut", End: 8 * time.Second, Expect: Expectations{ReconnectBound: 40 * time.Second, FirstReportBound: 5 * time.Second},
+		Actions: []Action{{At: time.Second, Kind: ActionReset, Detail: "console reset after provisioning"}}}
+	out := checkReconnect(c)
+	assert.NotEmpty(t, out.SkipReason, "skipped, not passed")
+	assert.Contains(t, out.SkipReason, "no reconnect seen")
+	assert.Empty(t, out.Findings)
 }

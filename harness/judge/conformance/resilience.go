@@ -27,6 +27,7 @@ func checkReconnect(c *Capture) Outcome {
 		return skip("%s", why)
 	}
 	var out Outcome
+	judged := 0
 	for _, k := range restarts {
 		what := map[string]string{ActionKick: "the broker dropped the link", ActionReset: "the reset"}[k.Kind]
 		var conn *broker.Event
@@ -44,10 +45,12 @@ func checkReconnect(c *Capture) Outcome {
 			if c.End < limit && conn == nil {
 				continue // the run ended before the bound: nothing to judge
 			}
+			judged++
 			out.Findings = append(out.Findings, Finding{At: k.At, Message: fmt.Sprintf("no reconnect within %s after %s", c.Expect.ReconnectBound, what),
 				Evidence: map[string]any{"action": k.Kind, "at": k.At.String(), "bound": c.Expect.ReconnectBound.String()}})
 			continue
 		}
+		judged++
 		resumed := false
 		for _, r := range c.Reports() {
 			if r.Event.ConnID == conn.ConnID {
@@ -59,6 +62,10 @@ func checkReconnect(c *Capture) Outcome {
 			out.Findings = append(out.Findings, Finding{At: conn.Mono, Message: fmt.Sprintf("reconnected after %s but sent no report within %s", what, c.Expect.FirstReportBound),
 				Evidence: map[string]any{"action": k.Kind, "reconnected_at": conn.Mono.String(), "reconnect_after": round(conn.Mono - k.At).String()}})
 		}
+	}
+	if judged == 0 {
+		// Not a pass: nothing was seen to reconnect.
+		return skip("the run ended within the reconnect bound (%s) of every drop and reset, with no reconnect seen", c.Expect.ReconnectBound)
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
@@ -144,6 +145,10 @@ func (m *Module) dispatchLocked(line string) {
 	name, reply, err := m.canonical(name)
 	if err != nil {
 		m.fail(err)
+		return
+	}
+	if slices.Contains(m.cfg.Disabled, name) {
+		m.fail(fmt.Errorf("%w: %s is not in this module's firmware build (profile module.disabled)", ErrUnsupported, name))
 		return
 	}
 	switch kind {

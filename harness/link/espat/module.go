@@ -76,6 +76,10 @@ type Config struct {
 	// (default, ESP-AT 2.x-5.x) or Dialect17 (ESP8266 NonOS AT 1.7: _CUR/_DEF
 	// names, 1.7 reply shapes, error texts).
 	Dialect Dialect
+	// Disabled are commands this module's AT firmware was built without
+	// (ESP-AT builds can leave command sets out), e.g. "AT+CWDHCP": they
+	// answer ERROR as unsupported.
+	Disabled []string
 	// DialUDP opens UDP links (default: net.Dial "udp"). Datagrams to port
 	// 53 of the module's DNS servers never reach it: the module's resolver
 	// answers them.
