@@ -72,14 +72,19 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 		for i, fd := range ch.Findings {
 			if i == mdFindingsPerCheck {
-				fmt.Fprintf(&b, "- … and %d more in report.html\n", len(ch.Findings)-i)
+				fmt.Fprintf(&b, "- … and %d more in %s\n", len(ch.Findings)-i, FileHTML)
 				break
 			}
 			fmt.Fprintf(&b, "- %s\n", md(fd.Text()))
 		}
 	}
 
-	links := []Artefact{{Name: "report.html", Kind: "report"}, {Name: "report.json", Kind: "report"}, {Name: "junit.xml", Kind: "report"}}
+	var links []Artefact
+	for _, fm := range Formats() {
+		if fm.File != FileMarkdown {
+			links = append(links, Artefact{Name: fm.File, Kind: "report"})
+		}
+	}
 	b.WriteString("\n### Artefacts\n\n")
 	for _, a := range append(links, f.Artefacts...) {
 		fmt.Fprintf(&b, "- [%s](%s)", md(a.Name), linkTarget(a.Name))

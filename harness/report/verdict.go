@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/ddhil/ddhil/harness/judge/verdict"
 )
 
 // Verdict computes the run's outcome from its checks and run metadata:
@@ -65,6 +68,15 @@ func (r *Report) judge() (Outcome, string) {
 	default:
 		return Pass, fmt.Sprintf("all %s judged passed", plural(c.Pass, "check"))
 	}
+}
+
+// ByConcern returns the checks most alarming first (fail, error, warn,
+// skip, pass; ID order within each), the order every human-facing writer
+// lists them in. The receiver is not modified.
+func ByConcern(checks []Check) []Check {
+	out := slices.Clone(checks)
+	slices.SortStableFunc(out, func(a, b Check) int { return a.Status.Rank() - b.Status.Rank() })
+	return out
 }
 
 func (r *Report) idsWith(s Status) string {
@@ -142,9 +154,7 @@ func (r *Report) Validate() error {
 		if c.Severity != SeverityFail && c.Severity != SeverityWarn {
 			bad("%s: severity %q is not fail or warn", where, c.Severity)
 		}
-		switch c.Status {
-		case StatusPass, StatusFail, StatusWarn, StatusError, StatusSkip:
-		default:
+		if !c.Status.Valid() {
 			bad("%s: status %q is not pass, fail, warn, error or skip", where, c.Status)
 		}
 		if c.Status == StatusFail && c.Severity == SeverityWarn {
@@ -200,7 +210,7 @@ func (r *Report) finalized() *Report {
 	f.Checks = make([]Check, len(r.Checks))
 	for i, c := range r.Checks {
 		if c.Category == "" {
-			c.Category = CategoryOf(c.ID)
+			c.Category = verdict.CategoryOf(c.ID)
 		}
 		findings := make([]Finding, len(c.Findings))
 		for j, fd := range c.Findings {

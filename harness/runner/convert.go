@@ -14,14 +14,16 @@ import (
 
 func defenderFormat(s string) defender.Format { return defender.Format(s) }
 
-// checkOf turns a conformance result into the report's check.
+// checkOf turns a conformance result into the report's check; both use
+// package verdict's vocabulary, so nothing is converted but the layout.
 func checkOf(r conformance.Result) report.Check {
 	c := report.Check{ID: r.Check.ID, Title: r.Check.Title, Category: r.Check.Category(),
-		Severity: report.Severity(r.Check.Severity), Citation: r.Check.Citation,
-		Status: report.Status(r.Status), SkipReason: r.SkipReason, Error: r.Error, Findings: []report.Finding{}}
+		Severity: r.Check.Severity, Citation: r.Check.Citation, Measured: r.Measured,
+		Status: r.Status, SkipReason: r.SkipReason, Error: r.Error, Findings: []report.Finding{}}
 	for _, f := range r.Findings {
 		at := f.At
-		rf := report.Finding{Message: f.Message, ReportID: f.ReportID, At: &at, Evidence: f.Evidence}
+		rf := report.Finding{Message: f.Message, ReportID: f.ReportID, At: &at, Evidence: f.Evidence,
+			Expected: f.Expected, Observed: f.Observed}
 		if ex, ok := f.Evidence["payload_excerpt"].(string); ok {
 			rf.Excerpt = ex
 		}
@@ -142,11 +144,7 @@ func fillTimeline(rep *report.Report, c *conformance.Capture, started time.Time)
 		}
 	}
 	sortMarks(rep.Timeline)
-	rep.Artefacts = append(rep.Artefacts,
-		report.Artefact{Name: "console.log", Kind: report.ArtefactConsoleLog, Description: "raw console bytes"},
-		report.Artefact{Name: "events.jsonl", Kind: report.ArtefactEvents, Description: "broker event log (JSON Lines)"},
-		report.Artefact{Name: "link.jsonl", Kind: report.ArtefactEvents, Description: "emulated Wi-Fi module log (JSON Lines)"},
-		report.Artefact{Name: "target.log", Kind: "other", Description: "emulator or flasher output"})
+	rep.Artefacts = append(rep.Artefacts, report.RunArtefacts()...)
 }
 
 func sortMarks(m []report.Mark) {
@@ -158,7 +156,7 @@ func sortMarks(m []report.Mark) {
 func screenshot(dir string, logf func(string, ...any)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	png := filepath.Join(dir, "report.png")
+	png := filepath.Join(dir, report.FileScreenshot)
 	if err := report.Screenshot(ctx, filepath.Join(dir, report.FileHTML), png, 1280, 2000); err != nil {
 		logf("screenshot skipped: %v", err)
 		return
