@@ -134,8 +134,8 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 // of that check does to the verdict, so a passing warn-only check reads
 // "PASS  warns only", never "warn PASS".
 func printSummary(stdout io.Writer, rep *report.Report) {
-	const row = "%-6s %-7s %-10s %s\n"
-	const indent = "                          "
+	const row = "%-6s %-7s %-11s %s\n"
+	const indent = "                           "
 	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, row, "RESULT", "CHECK", "IF FAILED", "TITLE")
 	for _, c := range report.ByConcern(rep.Checks) {

@@ -100,6 +100,15 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		case StatusWarn:
 			tc.SystemOut = &junitCDATA{xmlSafe("warning: " + findingsBody(c))}
 		}
+		if c.Measured != "" {
+			// What the check rests on, passing or not, where CI views show
+			// a test's output.
+			out := "measured: " + c.Measured + "\n"
+			if tc.SystemOut != nil {
+				out += tc.SystemOut.Text
+			}
+			tc.SystemOut = &junitCDATA{xmlSafe(out)}
+		}
 		s.Cases = append(s.Cases, tc)
 	}
 	if f.Run.LabError != "" || f.Run.Incomplete || (f.Outcome == Error && f.Counts.Error == 0) {

@@ -68,6 +68,16 @@ const (
 	MarkRejected = "rejected"
 )
 
+// Answers a report can get besides accepted and rejected (Received.Answer,
+// and the Status of a response mark).
+const (
+	// AnswerDropped: the run injected a fault that withheld the answer.
+	AnswerDropped = "dropped"
+	// AnswerUnsent: no answer was sent because the run ended (or the
+	// connection closed) before it was due; not a fault, not a drop.
+	AnswerUnsent = "unsent"
+)
+
 // Report is everything one run established. Offsets (the *NS fields of type
 // time.Duration) count nanoseconds from Run.Started on the run's clock.
 type Report struct {
@@ -237,8 +247,9 @@ type Received struct {
 	Size     int             `json:"size"` // payload bytes on the wire
 	Accepted bool            `json:"accepted"`
 	Code     string          `json:"code,omitempty"` // InvalidPayload | Throttled when rejected
-	// Answer is what the harness sent back: accepted, rejected, or the
-	// injected fault that replaced the answer (dropped, delayed).
+	// Answer is what the harness sent back: accepted, rejected, dropped
+	// (an injected fault withheld it) or unsent (the run ended before the
+	// answer was sent).
 	Answer  string             `json:"answer,omitempty"`
 	Problem *defender.Problem  `json:"problem,omitempty"`
 	Lint    []defender.Finding `json:"lint,omitempty"`

@@ -48,9 +48,16 @@ func ExitCodeOf(o Outcome) int {
 
 func (r *Report) judge() (Outcome, string) {
 	c := r.countChecks()
+	// Skipped checks judged nothing; a verdict that does not say so reads
+	// as if they had passed.
+	skipped := ""
+	if c.Skip > 0 {
+		skipped = fmt.Sprintf("; %d skipped: %s", c.Skip, r.idsWith(StatusSkip))
+	}
 	switch {
 	case r.Run.LabError != "":
-		return Error, "lab error: " + r.Run.LabError
+		cause, _ := foldText(r.Run.LabError)
+		return Error, "lab error: " + cause
 	case c.Error > 0:
 		return Error, fmt.Sprintf("%s errored (lab problem): %s", plural(c.Error, "check"), r.idsWith(StatusError))
 	case c.Fail > 0:
@@ -58,15 +65,15 @@ func (r *Report) judge() (Outcome, string) {
 		if r.Run.Incomplete {
 			why += " (run incomplete: " + r.Run.IncompleteReason + ")"
 		}
-		return Fail, why
+		return Fail, why + skipped
 	case r.Run.Incomplete:
 		return Error, "run incomplete with no failure so far: " + r.Run.IncompleteReason
 	case c.Pass+c.Warn == 0:
 		return Error, "nothing was judged: every check skipped"
 	case c.Warn > 0:
-		return Pass, fmt.Sprintf("%s passed, %s warned: %s", plural(c.Pass, "check"), plural(c.Warn, "check"), r.idsWith(StatusWarn))
+		return Pass, fmt.Sprintf("%s passed, %s warned: %s", plural(c.Pass, "check"), plural(c.Warn, "check"), r.idsWith(StatusWarn)) + skipped
 	default:
-		return Pass, fmt.Sprintf("all %s judged passed", plural(c.Pass, "check"))
+		return Pass, fmt.Sprintf("all %s judged passed", plural(c.Pass, "check")) + skipped
 	}
 }
 

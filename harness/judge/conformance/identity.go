@@ -75,6 +75,6 @@ func checkIDsAcrossRestarts(c *Capture) Outcome {
 	if boundaries == 0 {
 		return skip("no reconnect or reboot with reports on both sides")
 	}
-	out.Measured = fmt.Sprintf("%d reconnects or reboots with reports on both sides; report_id across each: %s", boundaries, strings.Join(steps, ", "))
+	out.Measured = fmt.Sprintf("report_id across %s (reconnect or reboot, reports on both sides): %s", plural(boundaries, "restart"), strings.Join(steps, ", "))
 	return out
 }
