@@ -25,7 +25,7 @@ const (
 	// semi-bold (system-ui measures 5.5-6.4 in Chromium), so labels placed
 	// by the estimate never overlap in a browser.
 	charWidth    = 6.8
-	labelRowStep = 14.0
+	labelRowStep = 15.0
 	labelGap     = 8.0 // between two labels in one row
 	labelPad     = 5.0 // above the first and below the last label row
 )
@@ -428,9 +428,9 @@ func axisLabel(d time.Duration) string {
 }
 
 // labelRows places labels left to right in as many rows as they need. A
-// label starts just right of its mark, pulled left when it would run past
-// the plot's right edge; it goes in the first row that is free from there
-// on, and opens a new row when none is. So labels in one row never overlap,
+// label starts just right of its mark, or ends just left of it when it
+// would run past the plot's right edge; it goes in the first row that is
+// free from there on, and opens a new row when none is. So labels in one row never overlap,
 // however many marks crowd together.
 type labelRows struct {
 	end         []float64
@@ -441,7 +441,10 @@ func newLabelRows(left, right float64) *labelRows { return &labelRows{left: left
 
 func (r *labelRows) place(x float64, text string) (row int, at float64) {
 	w := textWidth(text)
-	at = max(min(x+3, r.right-w), r.left)
+	at = x + 3
+	if at+w > r.right {
+		at = max(min(x-3-w, r.right-w), r.left) // end at the mark instead
+	}
 	for i, e := range r.end {
 		if e <= at {
 			r.end[i] = at + w + labelGap

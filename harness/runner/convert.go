@@ -179,13 +179,13 @@ func sortMarks(m []report.Mark) {
 	sort.SliceStable(m, func(i, j int) bool { return m[i].At < m[j].At })
 }
 
-// screenshot renders report.png for reviewers; a missing browser is only
-// logged.
+// screenshot renders the whole of report.html into report.png for
+// reviewers; a missing browser is only logged.
 func screenshot(dir string, logf func(string, ...any)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	png := filepath.Join(dir, report.FileScreenshot)
-	if err := report.Screenshot(ctx, filepath.Join(dir, report.FileHTML), png, 1280, 2000); err != nil {
+	if err := report.ScreenshotPage(ctx, filepath.Join(dir, report.FileHTML), png, 1280); err != nil {
 		logf("screenshot skipped: %v", err)
 		return
 	}

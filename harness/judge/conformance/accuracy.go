@@ -303,7 +303,7 @@ func checkDeltas(c *Capture) Outcome {
 		if s.isCumulative() {
 			out.Findings = append(out.Findings, finding(s.r,
 				"network_stats are running totals since boot, not deltas since the previous report", s.evidence()).
-				expecting("deltas: "+s.carriedText(), s.reportedText()+" = totals since boot"))
+				expecting(s.carriedText()+" (carried since the previous report)", s.reportedText()+" (totals since boot)"))
 		}
 	}
 	if judged == 0 && len(out.Findings) == 0 {
@@ -331,7 +331,7 @@ func checkTrafficAgrees(c *Capture) Outcome {
 	for _, s := range samples {
 		if !s.matchesDelta() {
 			out.Findings = append(out.Findings, finding(s.r, "network_stats disagree with the traffic the module carried: "+s.diff(), s.evidence()).
-				expecting("carried "+s.carriedText(), "reported "+s.reportedText()))
+				expecting(s.carriedText()+" (carried)", s.reportedText()+" (reported)"))
 		}
 	}
 	out.Measured = trafficMeasured(samples)

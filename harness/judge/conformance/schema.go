@@ -72,8 +72,10 @@ func (c *Capture) topicsSeen() []string {
 }
 
 // verdictCounts counts the reports the validator accepted, rejected as
-// InvalidPayload, and those of the rejections filed under check id.
-func (c *Capture) verdictCounts(id string) (accepted, invalid, under int) {
+// InvalidPayload (under says how many of those belong to check id), and
+// those rejected otherwise (a rejection the run injected, such as
+// Throttled).
+func (c *Capture) verdictCounts(id string) (accepted, invalid, under, other int) {
 	for _, r := range c.Reports() {
 		res := r.Result()
 		switch {
@@ -84,9 +86,11 @@ func (c *Capture) verdictCounts(id string) (accepted, invalid, under int) {
 			if problemCheck(res.Problem) == id {
 				under++
 			}
+		default:
+			other++
 		}
 	}
-	return accepted, invalid, under
+	return accepted, invalid, under, other
 }
 
 // plural is "1 report", "3 reports".
@@ -182,8 +186,12 @@ func rejectedUnder(id string) func(c *Capture) Outcome {
 					"payload_excerpt": excerpt(r.Event.Payload)}).
 				expecting("a payload AWS accepts at "+orRoot(res.Problem.Path), res.Problem.Code+": "+res.Problem.Reason)}
 		}, func(n int) string {
-			acc, inv, under := c.verdictCounts(id)
-			return fmt.Sprintf("%s validated as AWS would: %d accepted, %d InvalidPayload (%d of them under %s)", plural(n, "report"), acc, inv, under, id)
+			acc, inv, under, other := c.verdictCounts(id)
+			m := fmt.Sprintf("%s validated as AWS would: %d accepted, %d InvalidPayload (%d of them under %s)", plural(n, "report"), acc, inv, under, id)
+			if other > 0 {
+				m += fmt.Sprintf(", %d rejected by the run's own injection", other)
+			}
+			return m
 		})
 	}
 }
