@@ -121,6 +121,19 @@ func TestHTMLUnsentAnswerIsNotADrop(t *testing.T) {
 	assert.NotContains(t, sum, "dropped")
 }
 
+func TestLabErrorCauseNamesTheFatalLine(t *testing.T) {
+	msg := "session: start target: qemu: qmp handshake: connection closed before the reply; qemu output:\n" +
+		"qemu-system-arm: -serial unix:/tmp/x.sock: info: QEMU waiting for connection\n" +
+		"qemu: fatal: Lockup: can't escalate 3 to HardFault (current priority -1)\n\nR00=00000000 R01=00000000\n"
+	cause, detail := foldText(msg)
+	assert.Equal(t, "session: start target: qemu: qmp handshake: connection closed before the reply; qemu output: "+
+		"qemu: fatal: Lockup: can't escalate 3 to HardFault (current priority -1)", cause)
+	assert.Equal(t, strings.TrimSpace(msg), detail)
+	cause, detail = foldText("flash failed")
+	assert.Equal(t, "flash failed", cause)
+	assert.Empty(t, detail, "nothing to fold")
+}
+
 func TestVerdictMentionsSkippedChecks(t *testing.T) {
 	assert.Contains(t, sampleWithVerdict(Pass).VerdictReason(), "3 skipped: DD-S06, DD-T03, DD-X01")
 	assert.Contains(t, sampleWithVerdict(Fail).VerdictReason(), "3 skipped: DD-S06, DD-T03, DD-X01")

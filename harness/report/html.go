@@ -236,17 +236,30 @@ func answerText(a string) string {
 	return a
 }
 
-// foldText splits a long message into its first line (cut to a sentence's
-// length) and the whole text when the first line does not say it all.
+// foldText splits a long message into its cause, on one line (the first
+// line, plus the first fatal or error line of the output it introduces when
+// it ends in a colon, cut to a sentence's length), and the whole text when
+// the cause does not say it all.
 func foldText(s string) (cause, detail string) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", ""
 	}
-	cause, _, _ = strings.Cut(s, "\n")
-	cause = strings.TrimSpace(cause)
-	if r := []rune(cause); len(r) > 200 {
-		cause = string(r[:199]) + "…"
+	first, rest, _ := strings.Cut(s, "\n")
+	cause = strings.TrimSpace(first)
+	if strings.HasSuffix(cause, ":") {
+		// "…; qemu output:" introduces a log: its most telling line is
+		// the cause a reader needs.
+		for _, l := range strings.Split(rest, "\n") {
+			low := strings.ToLower(l)
+			if strings.Contains(low, "fatal") || strings.Contains(low, "error") || strings.Contains(low, "panic") {
+				cause += " " + strings.TrimSpace(l)
+				break
+			}
+		}
+	}
+	if r := []rune(cause); len(r) > 240 {
+		cause = string(r[:239]) + "…"
 	}
 	if cause != s {
 		detail = s
