@@ -24,7 +24,6 @@ type device struct {
 	link    int
 	lport   int
 	lastID  uint64
-	ticks   uint64
 	bootAt  time.Duration
 	counted linkCounters // firmware counters since boot
 	base    linkCounters // at the previous report

@@ -13,8 +13,6 @@ import (
 // broker/defender, recorded by the broker) and file every rejection under
 // the one check its cause belongs to.
 
-const docDeviceMetrics = "AWS IoT Device Defender, Device-side metrics: document specification (detect-device-side-metrics)"
-
 func checkTopic(c *Capture) Outcome {
 	return perReport(c, func(r *ReportView) (out []Finding) {
 		if r.Thing != c.Thing {
