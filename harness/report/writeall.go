@@ -29,7 +29,7 @@ type Format struct {
 // Formats lists every report format, in the order WriteAll writes them.
 func Formats() []Format {
 	return []Format{
-		{Name: "json", File: FileJSON, What: "report.json (schema " + SchemaVersion + "), normalised", Write: WriteJSON},
+		{Name: "json", File: FileJSON, What: "the normalised report.json (schema " + SchemaVersion + ")", Write: WriteJSON},
 		{Name: "junit", File: FileJUnit, What: "JUnit XML for CI test reporters", Write: WriteJUnit},
 		{Name: "md", File: FileMarkdown, What: "the Markdown summary (a CI job summary)", Write: WriteMarkdown},
 		{Name: "html", File: FileHTML, What: "the self-contained HTML report", Write: WriteHTML},
