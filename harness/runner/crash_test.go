@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ddhil/ddhil/harness/report"
@@ -44,7 +45,7 @@ func TestCrashDuringProvisioningIsAFirmwareFailure(t *testing.T) {
 	elf := filepath.Join(dir, "testfw.elf")
 	out, err := exec.Command("arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-Os",
 		"-nostdlib", "-nostartfiles", "-ffreestanding", "-Wall", "-Wextra", "-Werror",
-		"-T", "../qemu/testdata/testfw.ld", "-o", elf, "../qemu/testdata/testfw.c").CombinedOutput()
+		"-T", "../target/qemu/testdata/testfw.ld", "-o", elf, "../target/qemu/testdata/testfw.c").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	prof := filepath.Join(dir, "crash.yaml")
 	require.NoError(t, os.WriteFile(prof, []byte(crashProfile), 0o644))
@@ -59,4 +60,6 @@ func TestCrashDuringProvisioningIsAFirmwareFailure(t *testing.T) {
 	require.Equal(t, "DD-RUN", rep.Checks[0].ID)
 	require.Equal(t, report.StatusFail, rep.Checks[0].Status)
 	require.Contains(t, rep.Checks[0].Findings[0].Message, "crash")
+	assert.NotEmpty(t, rep.Checks[0].Findings[0].Expected, "the crash finding says what was expected")
+	assert.NotEmpty(t, rep.Checks[0].Findings[0].Observed)
 }

@@ -241,13 +241,14 @@ func finish(rep *report.Report, c *conformance.Capture, checks []conformance.Che
 	crashed := runErr != nil && errors.Is(runErr, harness.ErrFirmwareCrash)
 	if crashed {
 		rep.Checks = append(rep.Checks, report.Check{ID: "DD-RUN", Title: "Firmware keeps running", Category: "other", Severity: report.SeverityFail,
-			Status: report.StatusFail, Findings: []report.Finding{{Message: runErr.Error()}}})
+			Status: report.StatusFail, Measured: "console and target watched for a crash for the whole run",
+			Findings: []report.Finding{{Message: runErr.Error(), Expected: "runs until the harness stops it", Observed: "crashed"}}})
 	}
 	if c == nil {
 		// Nothing was captured: a crash is still the firmware's failure
 		// (the checks could not judge: skip); anything else is the lab's.
 		for _, ch := range checks {
-			rc := report.Check{ID: ch.ID, Title: ch.Title, Severity: report.Severity(ch.Severity), Citation: ch.Citation, Findings: []report.Finding{}}
+			rc := report.Check{ID: ch.ID, Title: ch.Title, Severity: ch.Severity, Citation: ch.Citation, Findings: []report.Finding{}}
 			if crashed {
 				rc.Status, rc.SkipReason = report.StatusSkip, "the firmware crashed before anything could be judged"
 			} else {
