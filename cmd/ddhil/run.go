@@ -118,7 +118,7 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	judged := false
 	for _, c := range rep.Checks {
-		judged = judged || c.Status != "error"
+		judged = judged || c.Status != report.StatusError
 	}
 	if judged {
 		printSummary(stdout, rep)
