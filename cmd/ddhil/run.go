@@ -123,28 +123,40 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	judged := false
 	for _, c := range rep.Checks {
-		judged = judged || c.Status != "error"
+		judged = judged || c.Status != report.StatusError
 	}
 	if judged {
 		printSummary(stdout, rep)
 	}
-	abs, _ := filepath.Abs(filepath.Join(o.OutDir, "report.html"))
+	abs, _ := filepath.Abs(filepath.Join(o.OutDir, report.FileHTML))
 	fmt.Fprintf(stdout, "\nverdict: %s (%s)\nreport:  %s\n", strings.ToUpper(string(rep.Verdict())), rep.VerdictReason(), abs)
 	return rep.ExitCode(), nil
 }
 
-// printSummary prints one line per check and its first findings.
+// printSummary prints one line per check, failing ones first, with the
+// first findings of each (expected and observed) or why it was skipped.
+// RESULT is the check's outcome on this run; IF FAILED says what a failure
+// of that check does to the verdict, so a passing warn-only check reads
+// "PASS  warns only", never "warn PASS".
 func printSummary(stdout io.Writer, rep *report.Report) {
+	const row = "%-6s %-7s %-11s %s\n"
+	const indent = "                           "
 	fmt.Fprintln(stdout)
-	fmt.Fprintf(stdout, "%-7s %-5s %-4s %s\n", "CHECK", "SEV", "RES", "TITLE")
-	for _, c := range rep.Checks {
-		fmt.Fprintf(stdout, "%-7s %-5s %-4s %s\n", c.ID, c.Severity, strings.ToUpper(string(c.Status)), c.Title)
+	fmt.Fprintf(stdout, row, "RESULT", "CHECK", "IF FAILED", "TITLE")
+	for _, c := range report.ByConcern(rep.Checks) {
+		fmt.Fprintf(stdout, row, strings.ToUpper(string(c.Status)), c.ID, c.Severity.Effect(), c.Title)
+		switch {
+		case c.Status == report.StatusSkip:
+			fmt.Fprintf(stdout, "%sskipped: %s\n", indent, c.SkipReason)
+		case c.Status == report.StatusError:
+			fmt.Fprintf(stdout, "%serror: %s\n", indent, firstLine(c.Error))
+		}
 		for i, f := range c.Findings {
 			if i == 3 {
-				fmt.Fprintf(stdout, "                  … %d more in the report\n", len(c.Findings)-3)
+				fmt.Fprintf(stdout, "%s… %d more in the report\n", indent, len(c.Findings)-3)
 				break
 			}
-			fmt.Fprintf(stdout, "                  - %s\n", f.Message)
+			fmt.Fprintf(stdout, "%s- %s\n", indent, f.Text())
 		}
 	}
 }
@@ -193,6 +205,12 @@ func printWrapped(w io.Writer, indent string, words []string, width int) {
 		line += word
 	}
 	fmt.Fprintln(w, line)
+}
+
+// firstLine is s up to its first newline.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
 }
 
 // portList parses "8883,5001" ("none" = an empty set, "" = not given).

@@ -86,7 +86,7 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		s.Timestamp = f.Run.Started.UTC().Format("2006-01-02T15:04:05")
 	}
 	for _, c := range f.Checks {
-		tc := junitCase{Classname: "ddhil." + c.Category, Name: c.ID + " " + c.Title, Time: "0"}
+		tc := junitCase{Classname: "ddhil." + string(c.Category), Name: c.ID + " " + c.Title, Time: "0"}
 		switch c.Status {
 		case StatusFail:
 			tc.Failure = &junitProblem{Message: summary(c.Findings), Type: "fail", Body: xmlSafe(findingsBody(c))}
@@ -99,6 +99,15 @@ func WriteJUnit(w io.Writer, r *Report) error {
 			s.Skipped++
 		case StatusWarn:
 			tc.SystemOut = &junitCDATA{xmlSafe("warning: " + findingsBody(c))}
+		}
+		if c.Measured != "" {
+			// What the check rests on, passing or not, where CI views show
+			// a test's output.
+			out := "measured: " + c.Measured + "\n"
+			if tc.SystemOut != nil {
+				out += tc.SystemOut.Text
+			}
+			tc.SystemOut = &junitCDATA{xmlSafe(out)}
 		}
 		s.Cases = append(s.Cases, tc)
 	}

@@ -36,7 +36,12 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		fmt.Fprintf(&b, "> **Run incomplete:** %s\n\n", md(f.Run.IncompleteReason))
 	}
 	if f.Run.LabError != "" {
-		fmt.Fprintf(&b, "> **Lab error:** %s\n\n", md(f.Run.LabError))
+		cause, detail := foldText(f.Run.LabError)
+		fmt.Fprintf(&b, "> **Lab error:** %s", md(cause))
+		if detail != "" {
+			b.WriteString(" (details in report.json)")
+		}
+		b.WriteString("\n\n")
 	}
 
 	target := strings.Join(nonEmpty(f.Target.Kind, f.Target.Name, f.Target.Version), " · ")
@@ -52,13 +57,23 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	fmt.Fprintf(&b, "%d checks: %d pass · %d fail · %d warn · %d error · %d skip\n\n",
 		c.Checks, c.Pass, c.Fail, c.Warn, c.Error, c.Skip)
 
-	b.WriteString("| Check | Title | Status | Findings |\n|---|---|---|---|\n")
-	for _, ch := range f.Checks {
-		fmt.Fprintf(&b, "| %s | %s | %s %s | %d |\n", md(ch.ID), md(ch.Title), statusIcon[ch.Status], ch.Status, len(ch.Findings))
+	b.WriteString("| Check | Title | Status | Measured | Findings |\n|---|---|---|---|---|\n")
+	checks := ByConcern(f.Checks)
+	for _, ch := range checks {
+		measured := ch.Measured
+		switch {
+		case measured != "":
+		case ch.Status == StatusSkip:
+			measured = "skipped: " + ch.SkipReason
+		case ch.Status == StatusError:
+			cause, _ := foldText(ch.Error)
+			measured = "could not run: " + cause
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s %s | %s | %d |\n", md(ch.ID), md(ch.Title), statusIcon[ch.Status], ch.Status, md(measured), len(ch.Findings))
 	}
 
 	first := true
-	for _, ch := range f.Checks {
+	for _, ch := range checks {
 		if ch.Status != StatusFail && ch.Status != StatusWarn && ch.Status != StatusError {
 			continue
 		}
@@ -72,14 +87,19 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 		for i, fd := range ch.Findings {
 			if i == mdFindingsPerCheck {
-				fmt.Fprintf(&b, "- … and %d more in report.html\n", len(ch.Findings)-i)
+				fmt.Fprintf(&b, "- … and %d more in %s\n", len(ch.Findings)-i, FileHTML)
 				break
 			}
 			fmt.Fprintf(&b, "- %s\n", md(fd.Text()))
 		}
 	}
 
-	links := []Artefact{{Name: "report.html", Kind: "report"}, {Name: "report.json", Kind: "report"}, {Name: "junit.xml", Kind: "report"}}
+	var links []Artefact
+	for _, fm := range Formats() {
+		if fm.File != FileMarkdown {
+			links = append(links, Artefact{Name: fm.File, Kind: "report"})
+		}
+	}
 	b.WriteString("\n### Artefacts\n\n")
 	for _, a := range append(links, f.Artefacts...) {
 		fmt.Fprintf(&b, "- [%s](%s)", md(a.Name), linkTarget(a.Name))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ddhil/ddhil/broker/defender"
+	"github.com/ddhil/ddhil/harness/judge/verdict"
 	"github.com/ddhil/ddhil/harness/target"
 )
 
@@ -27,23 +28,24 @@ const (
 	Error Outcome = "error" // the lab is wrong, or the run could not judge
 )
 
-// Severity says whether a check's findings fail the run or only warn.
-type Severity string
-
-const (
-	SeverityFail Severity = "fail"
-	SeverityWarn Severity = "warn"
+// The check vocabulary is package verdict's (shared with the check
+// catalogue, the CLI and hiltest); these names re-export it so a reader of
+// report.json needs one import. They are the same types, not copies.
+type (
+	Severity = verdict.Severity
+	Status   = verdict.Status
+	Category = verdict.Category
 )
 
-// Status is the outcome of one check.
-type Status string
-
 const (
-	StatusPass  Status = "pass"
-	StatusFail  Status = "fail"  // findings on a fail-severity check
-	StatusWarn  Status = "warn"  // findings on a warn-severity check
-	StatusError Status = "error" // the check could not run because the lab failed
-	StatusSkip  Status = "skip"  // not applicable to this target or profile
+	SeverityFail = verdict.SeverityFail
+	SeverityWarn = verdict.SeverityWarn
+
+	StatusPass  = verdict.StatusPass
+	StatusFail  = verdict.StatusFail  // findings on a fail-severity check
+	StatusWarn  = verdict.StatusWarn  // findings on a warn-severity check
+	StatusError = verdict.StatusError // the check could not run because the lab failed
+	StatusSkip  = verdict.StatusSkip  // not applicable to this target or profile
 )
 
 // MarkKind names a timeline entry.
@@ -64,6 +66,16 @@ const (
 const (
 	MarkAccepted = "accepted"
 	MarkRejected = "rejected"
+)
+
+// Answers a report can get besides accepted and rejected (Received.Answer,
+// and the Status of a response mark).
+const (
+	// AnswerDropped: the run injected a fault that withheld the answer.
+	AnswerDropped = "dropped"
+	// AnswerUnsent: no answer was sent because the run ended (or the
+	// connection closed) before it was due; not a fault, not a drop.
+	AnswerUnsent = "unsent"
 )
 
 // Report is everything one run established. Offsets (the *NS fields of type
@@ -168,14 +180,17 @@ type Check struct {
 	ID    string `json:"id"` // stable, e.g. "DD-S03"
 	Title string `json:"title"`
 	// Category is derived from the ID ("schema", "timing", ...) when empty.
-	Category    string    `json:"category"`
-	Severity    Severity  `json:"severity"`
-	Citation    string    `json:"citation,omitempty"`     // the spec clause, in words
-	CitationURL string    `json:"citation_url,omitempty"` // where to read it
-	Status      Status    `json:"status"`
-	SkipReason  string    `json:"skip_reason,omitempty"` // required when Status is skip
-	Error       string    `json:"error,omitempty"`       // required when Status is error
-	Findings    []Finding `json:"findings"`
+	Category    Category `json:"category"`
+	Severity    Severity `json:"severity"`
+	Citation    string   `json:"citation,omitempty"`     // the spec clause, in words
+	CitationURL string   `json:"citation_url,omitempty"` // where to read it
+	Status      Status   `json:"status"`
+	SkipReason  string   `json:"skip_reason,omitempty"` // required when Status is skip
+	// Measured says in one line what the check looked at and found, pass
+	// or fail: "4 intervals, median 1.002s (expected 1s ± 10%)".
+	Measured string    `json:"measured,omitempty"`
+	Error    string    `json:"error,omitempty"` // required when Status is error
+	Findings []Finding `json:"findings"`
 }
 
 // Finding is one piece of evidence against the firmware. Only Message is
@@ -236,8 +251,9 @@ type Received struct {
 	Size     int             `json:"size"` // payload bytes on the wire
 	Accepted bool            `json:"accepted"`
 	Code     string          `json:"code,omitempty"` // InvalidPayload | Throttled when rejected
-	// Answer is what the harness sent back: accepted, rejected, or the
-	// injected fault that replaced the answer (dropped, delayed).
+	// Answer is what the harness sent back: accepted, rejected, dropped
+	// (an injected fault withheld it) or unsent (the run ended before the
+	// answer was sent).
 	Answer  string             `json:"answer,omitempty"`
 	Problem *defender.Problem  `json:"problem,omitempty"`
 	Lint    []defender.Finding `json:"lint,omitempty"`
@@ -271,18 +287,6 @@ const (
 // New returns an empty report of the current schema.
 func New() *Report { return &Report{Schema: SchemaVersion, Run: Run{Tool: "ddhil"}} }
 
-// Judge gives the status a check with these findings has under its severity.
-func Judge(sev Severity, findings []Finding) Status {
-	switch {
-	case len(findings) == 0:
-		return StatusPass
-	case sev == SeverityWarn:
-		return StatusWarn
-	default:
-		return StatusFail
-	}
-}
-
 // KeepPayload copies at most MaxPayloadKept bytes of p into the report's
 // Payload and Size fields.
 func (rc *Received) KeepPayload(p []byte) {
@@ -290,27 +294,4 @@ func (rc *Received) KeepPayload(p []byte) {
 	n := min(len(p), MaxPayloadKept)
 	rc.Payload = append([]byte(nil), p[:n]...)
 	rc.PayloadTruncated = n < len(p)
-}
-
-// CategoryOf names the catalogue section of a check ID such as "DD-T02".
-func CategoryOf(id string) string {
-	if len(id) >= 4 && id[:3] == "DD-" {
-		switch id[3] {
-		case 'S':
-			return "schema"
-		case 'P':
-			return "protocol"
-		case 'T':
-			return "timing"
-		case 'I':
-			return "identity"
-		case 'A':
-			return "accuracy"
-		case 'R':
-			return "resilience"
-		case 'X':
-			return "security"
-		}
-	}
-	return "other"
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ddhil/ddhil/broker"
@@ -235,13 +236,14 @@ func finish(rep *report.Report, c *conformance.Capture, checks []conformance.Che
 	crashed := runErr != nil && errors.Is(runErr, harness.ErrFirmwareCrash)
 	if crashed {
 		rep.Checks = append(rep.Checks, report.Check{ID: "DD-RUN", Title: "Firmware keeps running", Category: "other", Severity: report.SeverityFail,
-			Status: report.StatusFail, Findings: []report.Finding{{Message: runErr.Error()}}})
+			Status: report.StatusFail, Measured: "console and target watched for a crash for the whole run",
+			Findings: []report.Finding{{Message: runErr.Error(), Expected: "runs until the harness stops it", Observed: "crashed"}}})
 	}
 	if c == nil {
 		// Nothing was captured: a crash is still the firmware's failure
 		// (the checks could not judge: skip); anything else is the lab's.
 		for _, ch := range checks {
-			rc := report.Check{ID: ch.ID, Title: ch.Title, Severity: report.Severity(ch.Severity), Citation: ch.Citation, Findings: []report.Finding{}}
+			rc := report.Check{ID: ch.ID, Title: ch.Title, Severity: ch.Severity, Citation: ch.Citation, Findings: []report.Finding{}}
 			if crashed {
 				rc.Status, rc.SkipReason = report.StatusSkip, "the firmware crashed before anything could be judged"
 			} else {
@@ -256,13 +258,18 @@ func finish(rep *report.Report, c *conformance.Capture, checks []conformance.Che
 		// A scenario step the device did not complete is the firmware's
 		// failure, in every report format.
 		rc := report.Check{ID: "DD-SCN", Title: "Scenario steps completed", Category: "other", Severity: report.SeverityFail,
-			Status: report.StatusFail, Findings: []report.Finding{}}
+			Status: report.StatusFail, Findings: []report.Finding{},
+			Measured: fmt.Sprintf("%d scenario step(s) not completed", len(failed))}
 		if c.Stopped != "" {
-			rc.Findings = append(rc.Findings, report.Finding{Message: "no report reached the broker: " + c.Stopped})
+			rc.Measured = "the device never reached the broker"
+			rc.Findings = append(rc.Findings, report.Finding{Message: "no report reached the broker: " + c.Stopped,
+				Expected: "Wi-Fi joined, MQTT connected, reports published", Observed: c.Stopped})
 		}
 		for _, a := range failed {
 			at := a.At
-			rc.Findings = append(rc.Findings, report.Finding{Message: a.Detail, At: &at})
+			phase, what, _ := strings.Cut(a.Detail, ": ")
+			rc.Findings = append(rc.Findings, report.Finding{Message: a.Detail, At: &at,
+				Expected: "the device completes the " + phase + " step", Observed: what})
 		}
 		rep.Checks = append(rep.Checks, rc)
 	}

@@ -65,16 +65,20 @@ func checkPeriod(c *Capture) Outcome {
 	p95 := dev[(len(dev)*95+99)/100-1]
 	ev := map[string]any{"expected_period": period.String(), "median_interval": round(median).String(),
 		"jitter_p95": round(p95).String(), "intervals": len(intervals), "tolerance": c.Expect.Tolerance}
-	var out Outcome
+	jitterBound := time.Duration(c.Expect.JitterP95 * float64(period))
+	out := Outcome{Measured: fmt.Sprintf("%d intervals: median %s (expected %s ± %.0f%%), jitter p95 %s (bound %s)",
+		len(intervals), round(median), period, c.Expect.Tolerance*100, round(p95), round(jitterBound))}
 	rel := float64(median-period) / float64(period)
 	if rel > c.Expect.Tolerance || rel < -c.Expect.Tolerance {
 		out.Findings = append(out.Findings, Finding{At: cyc[len(cyc)-1].At(), Evidence: ev,
 			Message: fmt.Sprintf("median report interval %s is %+.0f%% off the expected %s (tolerance ±%.0f%%)",
-				round(median), rel*100, period, c.Expect.Tolerance*100)})
+				round(median), rel*100, period, c.Expect.Tolerance*100),
+			Expected: fmt.Sprintf("median %s ± %.0f%%", period, c.Expect.Tolerance*100), Observed: fmt.Sprintf("median %s (%+.0f%%)", round(median), rel*100)})
 	}
 	if float64(p95) > c.Expect.JitterP95*float64(period) {
 		out.Findings = append(out.Findings, Finding{At: cyc[len(cyc)-1].At(), Evidence: ev,
-			Message: fmt.Sprintf("interval jitter p95 %s exceeds %.0f%% of the period", round(p95), c.Expect.JitterP95*100)})
+			Message:  fmt.Sprintf("interval jitter p95 %s exceeds %.0f%% of the period", round(p95), c.Expect.JitterP95*100),
+			Expected: "jitter p95 ≤ " + round(jitterBound).String(), Observed: "jitter p95 " + round(p95).String()})
 	}
 	return out
 }
@@ -89,7 +93,8 @@ func checkThrottle(c *Capture) Outcome {
 		out.Findings = append(out.Findings, Finding{
 			Message: fmt.Sprintf("declared production period %s is shorter than the %s throttle window: AWS would reject reports as Throttled",
 				c.Expect.ProductionPeriod, c.Expect.ThrottleWindow),
-			Evidence: map[string]any{"production_period": c.Expect.ProductionPeriod.String(), "throttle_window": c.Expect.ThrottleWindow.String()}})
+			Evidence: map[string]any{"production_period": c.Expect.ProductionPeriod.String(), "throttle_window": c.Expect.ThrottleWindow.String()},
+			Expected: "production period ≥ " + c.Expect.ThrottleWindow.String(), Observed: c.Expect.ProductionPeriod.String()})
 	}
 	reports := c.Reports()
 	if len(reports) < 2 && len(out.Findings) == 0 {
@@ -104,9 +109,16 @@ func checkThrottle(c *Capture) Outcome {
 		if gap := cur.At() - prev.At(); gap < minGap {
 			out.Findings = append(out.Findings, finding(cur,
 				fmt.Sprintf("two reports %s apart in one cycle (period %s); at the production period AWS throttles the second", round(gap), c.Expect.TestPeriod),
-				map[string]any{"gap": round(gap).String(), "previous_at": prev.At().String()}))
+				map[string]any{"gap": round(gap).String(), "previous_at": prev.At().String()}).
+				expecting("reports ≥ "+minGap.String()+" apart", round(gap).String()+" apart"))
 		}
 	}
+	bursts := len(out.Findings)
+	if c.Expect.ProductionPeriod < c.Expect.ThrottleWindow {
+		bursts--
+	}
+	out.Measured = fmt.Sprintf("production period %s (throttle window %s); %d reports, %d closer than %s on one connection",
+		c.Expect.ProductionPeriod, c.Expect.ThrottleWindow, len(reports), bursts, minGap)
 	return out
 }
 
