@@ -48,6 +48,8 @@ type htmlView struct {
 	// LabCause is the lab error's first line; LabDetail the whole text
 	// when it has more to say (folded in the page).
 	LabCause, LabDetail string
+	// ATRefused counts the module's refusals in the AT exchange.
+	ATRefused int
 }
 
 type fact struct{ K, V string }
@@ -101,6 +103,11 @@ func WriteHTML(w io.Writer, r *Report) error {
 		return err
 	}
 	v := htmlView{R: f, Artefacts: f.Artefacts}
+	for _, c := range f.ATExchange {
+		if c.Refused() {
+			v.ATRefused++
+		}
+	}
 	v.LabCause, v.LabDetail = foldText(f.Run.LabError)
 	about := findingReports(f)
 	flagged := make([][]string, len(f.Reports))

@@ -7,6 +7,7 @@
 package report
 
 import (
+	"strings"
 	"time"
 
 	"github.com/ddhil/ddhil/broker/defender"
@@ -100,7 +101,26 @@ type Report struct {
 	Timeline  []Mark     `json:"timeline"`
 	Reports   []Received `json:"reports"`
 	Artefacts []Artefact `json:"artefacts"`
+	// ATExchange is the AT dialogue with the emulated Wi-Fi module (module
+	// transport only; the first and last MaxATExchange/2 commands of a long
+	// run): what a reviewer needs when a device never reached MQTT.
+	ATExchange []ATCommand `json:"at_exchange,omitempty"`
 }
+
+// MaxATExchange bounds the commands a report keeps (link.jsonl has all).
+const MaxATExchange = 400
+
+// ATCommand is one command the firmware sent the module and its answer.
+type ATCommand struct {
+	At      time.Duration `json:"at_ns"`
+	Command string        `json:"command"`
+	Result  string        `json:"result,omitempty"` // OK, ERROR, SEND OK, ...
+	Answer  string        `json:"answer,omitempty"` // every byte of the reply
+	Reason  string        `json:"reason,omitempty"` // why the module refused it
+}
+
+// Refused reports whether the module answered the command with an error.
+func (c ATCommand) Refused() bool { return c.Reason != "" || strings.Contains(c.Result, "ERROR") || strings.Contains(c.Result, "FAIL") }
 
 // Run is metadata about the run itself.
 type Run struct {

@@ -46,6 +46,20 @@ func shiftOf(c *conformance.Capture, started time.Time) time.Duration {
 	return 0
 }
 
+// fillATExchange keeps the AT dialogue (the first and last commands of a
+// long run) on the run's clock.
+func fillATExchange(rep *report.Report, c *conformance.Capture, started time.Time) {
+	shift := shiftOf(c, started)
+	cmds := c.Commands
+	if n := report.MaxATExchange; len(cmds) > n {
+		cmds = append(append([]conformance.ATCommand(nil), cmds[:n/2]...), cmds[len(cmds)-n/2:]...)
+	}
+	for _, cmd := range cmds {
+		rep.ATExchange = append(rep.ATExchange, report.ATCommand{At: cmd.At + shift, Command: cmd.Command,
+			Result: cmd.Result, Answer: cmd.Answer, Reason: cmd.Reason})
+	}
+}
+
 // fillTimeline rebases the capture on the run start and fills the
 // timeline, the received reports and the findings' offsets.
 func fillTimeline(rep *report.Report, c *conformance.Capture, started time.Time) {

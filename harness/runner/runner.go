@@ -278,6 +278,7 @@ func finish(rep *report.Report, c *conformance.Capture, checks []conformance.Che
 		rep.Checks = append(rep.Checks, checkOf(r))
 	}
 	fillTimeline(rep, c, started)
+	fillATExchange(rep, c, started)
 }
 
 func firstNonEmpty(s ...string) string {

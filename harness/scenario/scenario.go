@@ -73,8 +73,16 @@ func Run(ctx context.Context, s Session, cfg Config, plan Plan) error {
 	// Normal reporting: the first report may take up to the first-report
 	// bound after the connection, then one per period.
 	s.Action(conformance.ActionPhase, "normal")
-	if err := r.await(ctx, "normal", plan.Periods+1, exp.FirstReportBound+time.Duration(plan.Periods+2)*p); err != nil {
+	got, err := r.awaitN(ctx, "normal", s.Mark(), plan.Periods+1, exp.FirstReportBound+time.Duration(plan.Periods+2)*p)
+	if err != nil {
 		return err
+	}
+	if got == 0 {
+		// Nothing to drop, throttle or reset against: the later phases
+		// would only wait out their bounds. The checks say why.
+		r.failed("normal", "no report reached the broker within %s; the later phases were not played", exp.FirstReportBound+time.Duration(plan.Periods+2)*p)
+		s.Action(conformance.ActionPhase, "end")
+		return nil
 	}
 
 	if plan.Disconnect {
@@ -156,6 +164,12 @@ func (r *runner) await(ctx context.Context, phase string, n int, within time.Dur
 // reports are the firmware's business (the checks judge them); a dead
 // target or a cancelled run is returned.
 func (r *runner) awaitAfter(ctx context.Context, phase string, mark uint64, n int, within time.Duration) error {
+	_, err := r.awaitN(ctx, phase, mark, n, within)
+	return err
+}
+
+// awaitN is awaitAfter that also says how many reports came.
+func (r *runner) awaitN(ctx context.Context, phase string, mark uint64, n int, within time.Duration) (int, error) {
 	wctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	start := time.Now()
@@ -165,14 +179,14 @@ func (r *runner) awaitAfter(ctx context.Context, phase string, mark uint64, n in
 	switch {
 	case err == nil:
 		r.logf("phase %s: %d report(s) in %s", phase, len(got), time.Since(start).Round(10*time.Millisecond))
-		return nil
+		return len(got), nil
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return len(got), ctx.Err()
 	case isLab(err) || errors.Is(err, harness.ErrFirmwareCrash):
-		return err
+		return len(got), err
 	default:
 		r.logf("phase %s: %d of %d report(s) within %s; going on", phase, len(got), n, within)
-		return nil
+		return len(got), nil
 	}
 }
 

@@ -629,6 +629,11 @@ func (s *Session) Capture() (*conformance.Capture, error) {
 		}
 		mevs := s.module.Events()
 		c.Link = LinkEvents(mevs, shift)
+		for _, e := range mevs {
+			if e.Kind == espat.EventCommand {
+				c.Commands = append(c.Commands, conformance.ATCommand{At: e.Mono + shift, Command: e.Text, Result: e.Result, Answer: e.Answer, Reason: e.Reason})
+			}
+		}
 		if len(c.Reports()) == 0 {
 			c.Stopped = espat.Diagnose(mevs)
 		}

@@ -32,6 +32,9 @@ type Capture struct {
 	// Stopped says where the device's network bring-up stopped when no
 	// report reached the broker (from the module's log; "" otherwise).
 	Stopped string
+	// Commands are the AT commands the firmware sent the emulated module,
+	// with its answers (evidence; no check judges them).
+	Commands []ATCommand
 }
 
 // Expectations come from the device profile, overridable per run.
@@ -141,6 +144,14 @@ type Action struct {
 	At     time.Duration `json:"at"`
 	Kind   string        `json:"kind"`
 	Detail string        `json:"detail,omitempty"`
+}
+
+// ATCommand is one AT command and the module's answer, on the broker's
+// clock.
+type ATCommand struct {
+	At              time.Duration
+	Command, Result string
+	Answer, Reason  string
 }
 
 // Action kinds.
