@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/report/matrix"
@@ -143,8 +144,12 @@ func runMerge(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 	}
 	pass, fail, errored := m.Tally()
-	fmt.Fprintf(stderr, "ddhil merge: %d runs, %d checks: %d pass, %d fail, %d error: %s\n",
-		len(m.Runs), len(m.Rows), pass, fail, errored, m.Outcome())
+	runs := "runs"
+	if len(m.Runs) == 1 {
+		runs = "run"
+	}
+	fmt.Fprintf(stderr, "ddhil merge: %d %s, %d checks: %d pass, %d fail, %d error: %s\n",
+		len(m.Runs), runs, len(m.Rows), pass, fail, errored, m.Outcome())
 	return m.ExitCode(), nil
 }
 
@@ -216,10 +221,17 @@ func readRuns(args []string, stderr io.Writer) ([]matrix.Input, error) {
 		}
 		inputs = append(inputs, in)
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: %w", errUsage, errors.Join(errs...))
+	switch len(errs) {
+	case 0:
+		return inputs, nil
+	case 1:
+		return nil, fmt.Errorf("%w: %w", errUsage, errs[0])
 	}
-	return inputs, nil
+	lines := make([]string, len(errs))
+	for i, e := range errs {
+		lines[i] = "  " + e.Error()
+	}
+	return nil, fmt.Errorf("%w: %d bad inputs:\n%s", errUsage, len(errs), strings.Join(lines, "\n"))
 }
 
 func readRun(path string) (*report.Report, error) {
