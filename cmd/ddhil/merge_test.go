@@ -18,6 +18,7 @@ import (
 //	qemu-cbor-short  ... --format cbor --keys short                               pass
 //	qemu-ns-inflate  ... --fault ns-inflate                                       fail (DD-A02)
 //	renode-lab-error ddhil run --target renode --renode /nonexistent --periods 2  error (lab)
+//	qemu-only-3-checks ... --only DD-S01,DD-S03,DD-T01                             pass
 const mergeRuns = "testdata/merge"
 
 // copyRuns copies the named runs into a fresh directory (so report.html
@@ -103,6 +104,18 @@ func TestMergeRealRuns(t *testing.T) {
 	// 4×24 checks + "run completed" for the lab run; DD-A02 fails once; the
 	// lab run errors 24 checks + its run; T02 and X01 skip in 3 runs.
 	assert.Equal(t, [4]int{97, 1, 25, 6}, [4]int{suites.Tests, suites.Failures, suites.Errors, suites.Skipped})
+}
+
+func TestMergeChecksNotRunShowADash(t *testing.T) {
+	runs := copyRuns(t, "qemu-json", "qemu-only-3-checks")
+	code, stdout, stderr := runCLI("merge", "--md", "-", runs)
+	assert.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, stdout, "| Check | Title | qemu-json | qemu-only-3-checks |\n")
+	assert.Contains(t, stdout, "| DD-A02 | network\\_stats agree with the traffic the harness carried | ✅ | — |\n")
+	// Rows some run did not run come before rows every run passed.
+	assert.Less(t, strings.Index(stdout, "| DD-X02 "), strings.Index(stdout, "| DD-S01 "))
+	assert.Contains(t, stdout, "| DD-T01 | First report within the profile's bound after each MQTT connection | ✅ | ✅ |\n")
+	assert.NotContains(t, stdout, "What failed where")
 }
 
 func TestMergeExitCodes(t *testing.T) {

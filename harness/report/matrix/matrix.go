@@ -50,6 +50,7 @@ type Row struct {
 	Category string
 	Severity report.Severity
 	Cells    []Cell
+	rank     int // see Build
 }
 
 // Cell is one check in one run. Ran is false when the run's report has no
@@ -66,7 +67,9 @@ type Cell struct {
 // Build merges the inputs in the order given (the column order). Rows come
 // in catalogue order (the order checks first appear across the runs), then
 // stable-sorted so that rows with a failure come first, then rows with an
-// error, then warnings, then rows some run did not run, then the rest.
+// error, then warnings, then rows some run did not run, then the rest. The
+// errored checks of a run with a run-level lab error do not move rows: that
+// run errored every check, which its header already says.
 func Build(inputs []Input) (*Matrix, error) {
 	if len(inputs) == 0 {
 		return nil, errors.New("matrix: no runs to merge")
@@ -99,14 +102,22 @@ func Build(inputs []Input) (*Matrix, error) {
 			m.Rows[index[c.ID]].Cells[j] = Cell{Ran: true, Status: c.Status, Findings: len(c.Findings), Detail: detail(c)}
 		}
 	}
-	slices.SortStableFunc(m.Rows, func(a, b Row) int { return a.rank() - b.rank() })
+	for i := range m.Rows {
+		m.Rows[i].rank = rank(m.Rows[i].Cells, m.Runs)
+	}
+	slices.SortStableFunc(m.Rows, func(a, b Row) int { return a.rank - b.rank })
 	return m, nil
 }
 
 // rank orders rows: what needs attention first.
-func (r Row) rank() int {
+func rank(cells []Cell, runs []Run) int {
 	has := func(s report.Status) bool {
-		return slices.ContainsFunc(r.Cells, func(c Cell) bool { return c.Ran && c.Status == s })
+		for j, c := range cells {
+			if c.Ran && c.Status == s && (s != report.StatusError || runs[j].Report.Run.LabError == "") {
+				return true
+			}
+		}
+		return false
 	}
 	switch {
 	case has(report.StatusFail):
@@ -115,7 +126,7 @@ func (r Row) rank() int {
 		return 1
 	case has(report.StatusWarn):
 		return 2
-	case slices.ContainsFunc(r.Cells, func(c Cell) bool { return !c.Ran }):
+	case slices.ContainsFunc(cells, func(c Cell) bool { return !c.Ran }):
 		return 3
 	default:
 		return 4
@@ -125,7 +136,7 @@ func (r Row) rank() int {
 // Attention is the status that put the row where it is: "fail" when a run
 // failed the check, else "error", "warn", "none" (some run did not run it)
 // or "ok".
-func (r Row) Attention() string { return attention[r.rank()] }
+func (r Row) Attention() string { return attention[r.rank] }
 
 var attention = [...]string{"fail", "error", "warn", "none", "ok"}
 

@@ -64,6 +64,26 @@ func TestBuildOrdersRowsByWhatNeedsAttention(t *testing.T) {
 	assert.Equal(t, []string{"fail", "error", "warn", "none", "none", "ok"}, att)
 }
 
+func TestBuildLabErrorRunDoesNotReorderRows(t *testing.T) {
+	pass := report.StatusPass
+	a := run("qemu", check("DD-S01", pass), check("DD-S02", pass), check("DD-S03", report.StatusWarn))
+	lab := run("renode", check("DD-S01", report.StatusError), check("DD-S02", report.StatusError), check("DD-S03", report.StatusError))
+	lab.Run.LabError = "emulator missing"
+	m, err := Build([]Input{in("", a), in("", lab)})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"DD-S03", "DD-S01", "DD-S02"}, ids(m), "the warning leads; the lab run's errors rank nothing")
+	assert.Equal(t, "ok", m.Rows[1].Attention())
+
+	// The same errors without a run-level lab error (a check that could not
+	// run) do rank their rows.
+	lab.Run.LabError = ""
+	lab.Checks[1].Status, lab.Checks[1].Error = report.StatusPass, ""
+	m, err = Build([]Input{in("", a), in("", lab)})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"DD-S01", "DD-S03", "DD-S02"}, ids(m))
+	assert.Equal(t, "error", m.Rows[0].Attention())
+}
+
 func TestBuildMarksChecksARunDidNotRun(t *testing.T) {
 	a := run("qemu", check("DD-S01", report.StatusPass), check("DD-T02", report.StatusFail))
 	b := run("renode", check("DD-S01", report.StatusPass))
