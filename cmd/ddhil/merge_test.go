@@ -19,6 +19,7 @@ import (
 //	qemu-ns-inflate  ... --fault ns-inflate                                       fail (DD-A02)
 //	renode-lab-error ddhil run --target renode --renode /nonexistent --periods 2  error (lab)
 //	qemu-only-3-checks ... --only DD-S01,DD-S03,DD-T01                             pass
+//	qemu-interrupted ... --periods 8, SIGINT after 7 s: incomplete                 error
 const mergeRuns = "testdata/merge"
 
 // copyRuns copies the named runs into a fresh directory (so report.html
@@ -116,6 +117,48 @@ func TestMergeChecksNotRunShowADash(t *testing.T) {
 	assert.Less(t, strings.Index(stdout, "| DD-X02 "), strings.Index(stdout, "| DD-S01 "))
 	assert.Contains(t, stdout, "| DD-T01 | First report within the profile's bound after each MQTT connection | ✅ | ✅ |\n")
 	assert.NotContains(t, stdout, "What failed where")
+}
+
+func TestMergeMarksAnIncompleteRun(t *testing.T) {
+	runs := copyRuns(t, "qemu-json", "qemu-interrupted")
+	out := t.TempDir()
+	code, _, stderr := runCLI("merge", "--out", out, runs)
+	assert.Equal(t, exitLab, code, "an unfinished run is never a pass: %s", stderr)
+
+	md, err := os.ReadFile(filepath.Join(out, "matrix.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "| `qemu-interrupted` | 🛑 error (incomplete) | qemu netduinoplus2 |")
+	assert.Contains(t, string(md), "- 🛑 `qemu-interrupted`: run incomplete: interrupted: context canceled\n")
+
+	page, err := os.ReadFile(filepath.Join(out, "matrix.html"))
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(page), `<span class="flag" title="run incomplete: interrupted: context canceled">incomplete</span>`))
+
+	junit, err := os.ReadFile(filepath.Join(out, "matrix-junit.xml"))
+	require.NoError(t, err)
+	var doc struct {
+		Suites []struct {
+			Name   string `xml:"name,attr"`
+			Errors int    `xml:"errors,attr"`
+			Cases  []struct {
+				Name  string `xml:"name,attr"`
+				Error *struct {
+					Message string `xml:"message,attr"`
+				} `xml:"error"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	require.NoError(t, xml.Unmarshal(junit, &doc))
+	require.Len(t, doc.Suites, 2)
+	s := doc.Suites[0] // directories are walked in lexical order
+	assert.Equal(t, "qemu-interrupted", s.Name)
+	assert.Equal(t, 1, s.Errors)
+	last := s.Cases[len(s.Cases)-1]
+	assert.Equal(t, "run completed", last.Name)
+	require.NotNil(t, last.Error)
+	assert.Equal(t, "run incomplete with no failure so far: interrupted: context canceled", last.Error.Message)
+	assert.Equal(t, "qemu-json", doc.Suites[1].Name)
+	assert.Equal(t, 0, doc.Suites[1].Errors)
 }
 
 func TestMergeExitCodes(t *testing.T) {
