@@ -47,7 +47,7 @@ type Run struct {
 type Row struct {
 	ID       string
 	Title    string
-	Category string
+	Category report.Category
 	Severity report.Severity
 	Cells    []Cell
 	rank     int // see Build
