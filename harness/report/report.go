@@ -120,7 +120,9 @@ type ATCommand struct {
 }
 
 // Refused reports whether the module answered the command with an error.
-func (c ATCommand) Refused() bool { return c.Reason != "" || strings.Contains(c.Result, "ERROR") || strings.Contains(c.Result, "FAIL") }
+func (c ATCommand) Refused() bool {
+	return c.Reason != "" || strings.Contains(c.Result, "ERROR") || strings.Contains(c.Result, "FAIL")
+}
 
 // Run is metadata about the run itself.
 type Run struct {

@@ -49,8 +49,8 @@ type Outcome struct {
 	Findings   []Finding
 	SkipReason string
 	// Notes say how a check judged (e.g. which fields it matched on).
-	Notes []string
-	Measured   string
+	Notes    []string
+	Measured string
 }
 
 // Check is one entry of the catalogue. IDs are stable once published.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ddhil/ddhil/harness/report"
+	"github.com/ddhil/ddhil/harness/report/markup"
 )
 
 // JUnit layout: one <testsuite> per run (named after its label) and one
@@ -21,67 +22,14 @@ import (
 // "run completed" case with an <error>, as `ddhil report --junit` does, so
 // no view shows green for a run that did not judge.
 
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Errors   int          `xml:"errors,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Time     string       `xml:"time,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name       string          `xml:"name,attr"`
-	Tests      int             `xml:"tests,attr"`
-	Failures   int             `xml:"failures,attr"`
-	Errors     int             `xml:"errors,attr"`
-	Skipped    int             `xml:"skipped,attr"`
-	Time       string          `xml:"time,attr"`
-	Timestamp  string          `xml:"timestamp,attr,omitempty"`
-	Hostname   string          `xml:"hostname,attr,omitempty"`
-	Properties []junitProperty `xml:"properties>property"`
-	Cases      []junitCase     `xml:"testcase"`
-}
-
-type junitProperty struct {
-	Name  string `xml:"name,attr"`
-	Value string `xml:"value,attr"`
-}
-
-type junitCase struct {
-	Classname string        `xml:"classname,attr"`
-	Name      string        `xml:"name,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitProblem `xml:"failure"`
-	Error     *junitProblem `xml:"error"`
-	Skipped   *junitSkipped `xml:"skipped"`
-	SystemOut *junitCDATA   `xml:"system-out"`
-}
-
-type junitProblem struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr"`
-	Body    string `xml:",cdata"`
-}
-
-type junitCDATA struct {
-	Text string `xml:",cdata"`
-}
-
-type junitSkipped struct {
-	Message string `xml:"message,attr"`
-}
-
 // WriteJUnit writes the matrix as JUnit XML, one suite per run.
 func WriteJUnit(w io.Writer, m *Matrix) error {
-	doc := junitSuites{Name: "ddhil merge"}
+	doc := markup.JUnitSuites{Name: "ddhil merge"}
 	var total float64
 	for j, r := range m.Runs {
 		rep := r.Report
 		class := "ddhil." + strings.NewReplacer(".", "_", " ", "_").Replace(r.Label)
-		s := junitSuite{
+		s := markup.JUnitSuite{
 			Name:       r.Label,
 			Time:       seconds(rep.Run.Duration.Seconds()),
 			Hostname:   rep.Run.Host,
@@ -96,31 +44,31 @@ func WriteJUnit(w io.Writer, m *Matrix) error {
 			checks[c.ID] = c
 		}
 		for _, row := range m.Rows {
-			tc := junitCase{Classname: class, Name: row.ID + " " + row.Title, Time: "0"}
+			tc := markup.JUnitCase{Classname: class, Name: row.ID + " " + row.Title, Time: "0"}
 			cell := row.Cells[j]
 			c := checks[row.ID]
 			switch {
 			case !cell.Ran:
-				tc.Skipped = &junitSkipped{Message: "not run: this run's report has no " + row.ID}
+				tc.Skipped = &markup.JUnitSkipped{Message: "not run: this run's report has no " + row.ID}
 				s.Skipped++
 			case cell.Status == report.StatusFail:
-				tc.Failure = &junitProblem{Message: cell.Detail, Type: "fail", Body: xmlSafe(findingsBody(c))}
+				tc.Failure = &markup.JUnitProblem{Message: cell.Detail, Type: "fail", Body: markup.XMLSafe(findingsBody(c))}
 				s.Failures++
 			case cell.Status == report.StatusError:
-				tc.Error = &junitProblem{Message: cell.Detail, Type: "error", Body: xmlSafe(c.Error)}
+				tc.Error = &markup.JUnitProblem{Message: cell.Detail, Type: "error", Body: markup.XMLSafe(c.Error)}
 				s.Errors++
 			case cell.Status == report.StatusSkip:
-				tc.Skipped = &junitSkipped{Message: cell.Detail}
+				tc.Skipped = &markup.JUnitSkipped{Message: cell.Detail}
 				s.Skipped++
 			case cell.Status == report.StatusWarn:
-				tc.SystemOut = &junitCDATA{xmlSafe("warning: " + findingsBody(c))}
+				tc.SystemOut = &markup.JUnitCDATA{Text: markup.XMLSafe("warning: " + findingsBody(c))}
 			}
 			s.Cases = append(s.Cases, tc)
 		}
 		if rep.Run.LabError != "" || rep.Run.Incomplete || (r.Outcome == report.Error && errored(rep) == 0) {
-			s.Cases = append(s.Cases, junitCase{
+			s.Cases = append(s.Cases, markup.JUnitCase{
 				Classname: class, Name: "run completed", Time: s.Time,
-				Error: &junitProblem{Message: oneLine(r.Reason), Type: "error", Body: xmlSafe(r.Reason)},
+				Error: &markup.JUnitProblem{Message: markup.OneLine(r.Reason), Type: "error", Body: markup.XMLSafe(r.Reason)},
 			})
 			s.Errors++
 		}
@@ -152,28 +100,28 @@ func errored(r *report.Report) int {
 	return n
 }
 
-func properties(r Run) []junitProperty {
+func properties(r Run) []markup.JUnitProperty {
 	rep, h := r.Report, r.Header()
-	p := []junitProperty{
-		{"ddhil.report", r.Path},
-		{"ddhil.verdict", string(r.Outcome)},
-		{"ddhil.verdict_reason", r.Reason},
-		{"ddhil.tool_version", rep.Run.ToolVersion},
-		{"target.kind", rep.Target.Kind},
-		{"target.name", rep.Target.Name},
-		{"target.version", rep.Target.Version},
-		{"firmware.path", rep.Firmware.Path},
-		{"firmware.sha256", rep.Firmware.SHA256},
-		{"profile.name", h.Profile},
-		{"profile.thing", h.Thing},
-		{"profile.format", h.Format},
-		{"profile.keys", h.Keys},
+	p := []markup.JUnitProperty{
+		{Name: "ddhil.report", Value: r.Path},
+		{Name: "ddhil.verdict", Value: string(r.Outcome)},
+		{Name: "ddhil.verdict_reason", Value: r.Reason},
+		{Name: "ddhil.tool_version", Value: rep.Run.ToolVersion},
+		{Name: "target.kind", Value: rep.Target.Kind},
+		{Name: "target.name", Value: rep.Target.Name},
+		{Name: "target.version", Value: rep.Target.Version},
+		{Name: "firmware.path", Value: rep.Firmware.Path},
+		{Name: "firmware.sha256", Value: rep.Firmware.SHA256},
+		{Name: "profile.name", Value: h.Profile},
+		{Name: "profile.thing", Value: h.Thing},
+		{Name: "profile.format", Value: h.Format},
+		{Name: "profile.keys", Value: h.Keys},
 	}
 	if h.Incomplete != "" {
-		p = append(p, junitProperty{"run.incomplete_reason", h.Incomplete})
+		p = append(p, markup.JUnitProperty{Name: "run.incomplete_reason", Value: h.Incomplete})
 	}
 	if h.LabError != "" {
-		p = append(p, junitProperty{"run.lab_error", h.LabError})
+		p = append(p, markup.JUnitProperty{Name: "run.lab_error", Value: h.LabError})
 	}
 	return p
 }
@@ -182,7 +130,7 @@ func findingsBody(c report.Check) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s: %s\n", c.ID, c.Title, plural(len(c.Findings), "finding"))
 	for _, f := range c.Findings {
-		b.WriteString("- " + oneLine(f.Text()) + "\n")
+		b.WriteString("- " + markup.OneLine(f.Text()) + "\n")
 	}
 	if c.Citation != "" {
 		b.WriteString("citation: " + c.Citation)
@@ -195,17 +143,3 @@ func findingsBody(c report.Check) string {
 }
 
 func seconds(s float64) string { return fmt.Sprintf("%.3f", s) }
-
-// xmlSafe replaces what XML 1.0 cannot carry (most control characters,
-// invalid UTF-8) with U+FFFD; encoding/xml writes CDATA verbatim.
-func xmlSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\t' || r == '\n' || r == '\r':
-			return r
-		case r < 0x20, r >= 0xD800 && r <= 0xDFFF, r == 0xFFFE, r == 0xFFFF:
-			return '\uFFFD'
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ddhil/ddhil/harness/report"
+	"github.com/ddhil/ddhil/harness/report/markup"
 )
 
 var statusIcon = map[report.Status]string{
@@ -35,23 +36,23 @@ func WriteMarkdown(w io.Writer, m *Matrix) error {
 		if h.Incomplete != "" {
 			verdict += " (incomplete)"
 		}
-		fw := code(h.Firmware)
+		fw := markup.Code(h.Firmware)
 		if h.Short != "" {
-			fw += " " + code(h.Short)
+			fw += " " + markup.Code(h.Short)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n",
-			code(r.Label), verdict, md(h.Target), fw, md(strings.Join(nonEmpty(h.Profile, h.Thing, h.Format, h.Keys), " · ")), md(clip(r.Reason, 160)))
+			markup.Code(r.Label), verdict, markup.MD(h.Target), fw, markup.MD(strings.Join(nonEmpty(h.Profile, h.Thing, h.Format, h.Keys), " · ")), markup.MD(clip(r.Reason, 160)))
 	}
 
 	b.WriteString("\n| Check | Title |")
 	for _, r := range m.Runs {
-		fmt.Fprintf(&b, " %s |", md(r.Label))
+		fmt.Fprintf(&b, " %s |", markup.MD(r.Label))
 	}
 	b.WriteString("\n|---|---|")
 	b.WriteString(strings.Repeat(":-:|", len(m.Runs)))
 	b.WriteString("\n")
 	for _, row := range m.Rows {
-		fmt.Fprintf(&b, "| %s | %s |", md(row.ID), md(row.Title))
+		fmt.Fprintf(&b, "| %s | %s |", markup.MD(row.ID), markup.MD(row.Title))
 		for _, c := range row.Cells {
 			fmt.Fprintf(&b, " %s |", cellText(c))
 		}
@@ -99,11 +100,11 @@ func whatFailed(m *Matrix) []string {
 		switch {
 		case h.LabError != "":
 			labRun[j] = true
-			out = append(out, fmt.Sprintf("- 🛑 %s: lab error: %s", code(r.Label), md(h.LabError)))
+			out = append(out, fmt.Sprintf("- 🛑 %s: lab error: %s", markup.Code(r.Label), markup.MD(h.LabError)))
 		case h.Incomplete != "":
-			out = append(out, fmt.Sprintf("- %s %s: run incomplete: %s", verdictIcon[r.Outcome], code(r.Label), md(h.Incomplete)))
+			out = append(out, fmt.Sprintf("- %s %s: run incomplete: %s", verdictIcon[r.Outcome], markup.Code(r.Label), markup.MD(h.Incomplete)))
 		case r.Outcome == report.Error:
-			out = append(out, fmt.Sprintf("- 🛑 %s: %s", code(r.Label), md(r.Reason)))
+			out = append(out, fmt.Sprintf("- 🛑 %s: %s", markup.Code(r.Label), markup.MD(r.Reason)))
 		}
 	}
 	for _, row := range m.Rows {
@@ -112,46 +113,23 @@ func whatFailed(m *Matrix) []string {
 			if !c.Ran || (c.Status != report.StatusFail && c.Status != report.StatusError) || (c.Status == report.StatusError && labRun[j]) {
 				continue
 			}
-			item := fmt.Sprintf("  - %s %s %s", statusIcon[c.Status], code(m.Runs[j].Label), c.Status)
+			item := fmt.Sprintf("  - %s %s %s", statusIcon[c.Status], markup.Code(m.Runs[j].Label), c.Status)
 			if c.Findings > 0 {
 				item += " (" + plural(c.Findings, "finding") + ")"
 			}
 			if c.Detail != "" {
-				item += ": " + md(clip(c.Detail, 300))
+				item += ": " + markup.MD(clip(c.Detail, 300))
 			}
 			items = append(items, item)
 		}
 		if len(items) == 0 {
 			continue
 		}
-		out = append(out, fmt.Sprintf("- **%s** %s — %d of %d runs", md(row.ID), md(row.Title), len(items), len(m.Runs)))
+		out = append(out, fmt.Sprintf("- **%s** %s — %d of %d runs", markup.MD(row.ID), markup.MD(row.Title), len(items), len(m.Runs)))
 		out = append(out, items...)
 	}
 	return out
 }
-
-// mdSpecial are the characters that could start markup inside a table cell
-// or a list item; they are backslash-escaped.
-var mdSpecial = strings.NewReplacer(
-	`\`, `\\`, "`", "\\`", "*", `\*`, "_", `\_`, "[", `\[`, "]", `\]`,
-	"<", `\<`, ">", `\>`, "|", `\|`, "#", `\#`, "~", `\~`, "!", `\!`,
-	"&", "&amp;",
-)
-
-// md makes s inert, one-line Markdown text.
-func md(s string) string { return mdSpecial.Replace(oneLine(s)) }
-
-// code renders s as inline code; backticks become quotes, since GitHub's
-// tables cannot escape them inside code spans.
-func code(s string) string {
-	if s == "" {
-		return notRun
-	}
-	s = strings.ReplaceAll(oneLine(s), "`", "'")
-	return "`" + strings.ReplaceAll(s, "|", `\|`) + "`"
-}
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // clip cuts s to at most n runes, marking the cut.
 func clip(s string, n int) string {
