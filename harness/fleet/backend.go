@@ -40,6 +40,10 @@ func RunDDHIL(ctx context.Context, opts Options, record io.Writer) (*Report, err
 		return nil, fmt.Errorf("fleet: no profile")
 	}
 	reset := ResetPeakRSS()
+	// Both ends of every connection live here.
+	if err := RaiseFileLimit(uint64(2*opts.Devices + 1024)); err != nil {
+		return nil, fmt.Errorf("%w (or run the broker in a process of its own: RunDDHILProcess)", err)
+	}
 	b, err := broker.New(BrokerConfig(opts.Profile, record))
 	if err != nil {
 		return nil, fmt.Errorf("fleet: broker: %w", err)

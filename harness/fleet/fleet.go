@@ -135,7 +135,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	if err := RaiseFileLimit(uint64(2*opts.Devices + 1024)); err != nil {
+	if err := RaiseFileLimit(uint64(opts.Devices + 1024)); err != nil {
 		return nil, err
 	}
 	r := &run{o: opts, p: opts.Profile, start: make(chan struct{}), stopCh: make(chan struct{})}
@@ -266,19 +266,24 @@ func RaiseFileLimit(n uint64) error {
 	if lim.Cur >= n {
 		return nil
 	}
-	want := lim
-	want.Cur = n
-	if want.Max < n {
-		want.Max = n
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err == nil {
-		return nil
-	}
-	if lim.Max >= n {
-		want.Max = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err == nil {
+	if lim.Max < n {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: n}); err == nil {
 			return nil
 		}
 	}
-	return fmt.Errorf("fleet: need %d file descriptors, RLIMIT_NOFILE allows %d (hard %d); raise it (ulimit -Hn) or run as root (pid %d)", n, lim.Cur, lim.Max, os.Getpid())
+	if lim.Max >= n {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: lim.Max}); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("fleet: need %d file descriptors, RLIMIT_NOFILE allows %d (hard %d) and cannot be raised without CAP_SYS_RESOURCE (pid %d)", n, lim.Cur, lim.Max, os.Getpid())
+}
+
+// raiseSoftFileLimit lifts the soft RLIMIT_NOFILE to the hard one.
+func raiseSoftFileLimit() {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
 }
