@@ -68,6 +68,7 @@ func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	seed := fs.Uint64("seed", 1, "seed of the drawn fleet")
 	concurrency := fs.Int("storm-concurrency", 0, "connections set up at once (default 512)")
 	mode := fs.String("broker-mode", "auto", "where ddhil's broker runs: in-process, child (a process of its own), or auto (child when RLIMIT_NOFILE cannot hold both ends of every connection)")
+	addr := fs.String("addr", "", "run against an MQTT broker already listening at `host:port` (no broker is started; --record is then unavailable)")
 	serve := fs.Bool("serve-broker", false, "internal: be the broker child process of another 'ddhil fleet'")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), fleetHelp)
@@ -118,7 +119,15 @@ func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 
 	var reports []*fleet.Report
 	var rep *fleet.Report
-	if *mode == "child" {
+	if *addr != "" {
+		if *record != "" || *compare {
+			return exitUsage, fmt.Errorf("%w: --addr runs against someone else's broker: no --record, no --compare-mosquitto", errUsage)
+		}
+		opts.Addr = *addr
+		fleet.ResetPeakRSS()
+		res, rerr := fleet.Run(ctx, opts)
+		rep, err = &fleet.Report{Backend: *addr, Result: res, Process: fleet.ReadMemory()}, rerr
+	} else if *mode == "child" {
 		exe, xerr := os.Executable()
 		if xerr != nil {
 			return exitLab, harness.LabError(fmt.Errorf("find own executable for the broker process: %w", xerr))

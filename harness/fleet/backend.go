@@ -78,7 +78,7 @@ func RunDDHIL(ctx context.Context, opts Options, record io.Writer) (*Report, err
 func RunMosquitto(ctx context.Context, opts Options) (*Report, error) {
 	reset := ResetPeakRSS()
 	// mosquitto inherits the limit: it holds one descriptor per agent.
-	if err := RaiseFileLimit(uint64(2*opts.Devices + 1024)); err != nil {
+	if err := RaiseFileLimit(uint64(opts.Devices + 1024)); err != nil {
 		return nil, err
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
