@@ -321,6 +321,13 @@ func (a *agent) onPublish(pk packet) error {
 	if accepted && resp.Status == defender.StatusAccepted {
 		a.r.accepted.Add(1)
 		a.r.rtt.add(now.Sub(a.sentAt))
+		at := int64(now.Sub(a.r.startAt))
+		for {
+			last := a.r.lastAccept.Load()
+			if at <= last || a.r.lastAccept.CompareAndSwap(last, at) {
+				break
+			}
+		}
 		return nil
 	}
 	a.r.rejected.Add(1)

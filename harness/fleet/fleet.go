@@ -63,7 +63,8 @@ type Result struct {
 	Lost uint64 `json:"lost"`
 	// Disconnected counts agents whose connection dropped during the run.
 	Disconnected uint64 `json:"disconnected"`
-	// Throughput is accepted reports per second of the steady phase.
+	// Throughput is accepted reports per second, from the start of the
+	// steady phase to its end or to the last answer, whichever is later.
 	Throughput float64 `json:"throughput_per_s"`
 	// RTT is publish → accepted response, measured by the agent.
 	RTT Latency `json:"rtt"`
@@ -118,6 +119,7 @@ type run struct {
 	stopCh  chan struct{} // closed with stop, for agents waiting for start
 
 	rtt                                     histogram
+	lastAccept                              atomic.Int64 // ns after startAt of the latest accepted answer
 	sent, accepted, rejected, lost, dropped atomic.Uint64
 	errOnce                                 sync.Once
 	firstErr                                string
@@ -234,8 +236,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.Sent, res.Accepted, res.Rejected = r.sent.Load(), r.accepted.Load(), r.rejected.Load()
 	res.Lost, res.Disconnected = r.lost.Load(), r.dropped.Load()
 	res.RTT = r.rtt.summary()
-	if res.Steady > 0 {
-		res.Throughput = float64(res.Accepted) / res.Steady.Seconds()
+	// Answers still due when reporting stopped are awaited; count the time
+	// they took, or a backlogged broker would look faster than it is.
+	if span := max(res.Steady, time.Duration(r.lastAccept.Load())); span > 0 {
+		res.Throughput = float64(res.Accepted) / span.Seconds()
 	}
 	res.FirstError = r.firstErr
 	if err := ctx.Err(); err != nil {

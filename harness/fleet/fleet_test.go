@@ -50,6 +50,8 @@ func TestSmallFleetAgainstBroker(t *testing.T) {
 	require.Equal(t, res.Sent, res.Accepted)
 	require.Equal(t, res.Accepted, res.RTT.Count)
 	require.Positive(t, res.RTT.P99)
+	require.Positive(t, res.Throughput)
+	require.LessOrEqual(t, res.Throughput, float64(res.Accepted)/res.Steady.Seconds())
 	require.NotZero(t, res.JSON*res.CBOR*res.Long*res.Short, "fleet mix: %s", res.Mix())
 
 	events, err := broker.ReadJSONL(&rec)
