@@ -74,8 +74,8 @@ func (a *agent) connect(ctx context.Context, local net.Addr) error {
 	}
 	a.conn = conn
 	a.buf = make([]byte, 0, 512)
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
 	}
 	stopWatch := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stopWatch()

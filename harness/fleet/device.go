@@ -24,6 +24,7 @@ type device struct {
 	tcpPorts, udpPorts []defender.Port
 	levels             map[string]float64 // metric -> the device's level
 	remotes            []string           // its established connections
+	localPorts         []uint64           // their local (ephemeral) ports
 	lists              map[string][]string
 	count              map[string]int
 	lastID             uint64
@@ -47,9 +48,12 @@ func newDevice(p *Profile, thing string, rng *rand.Rand) *device {
 	d.tcpPorts = pickPorts(rng, m.ListeningTCPPorts, m.Interface)
 	d.udpPorts = pickPorts(rng, m.ListeningUDPPorts, m.Interface)
 	if m.EstablishedConnections != nil {
-		n := int(math.Round(d.levels["established_connections"]))
+		// Slots for the most connections the device may report; each report
+		// uses as many as its jittered level says.
+		n := int(math.Ceil(m.EstablishedConnections.Max * (1 + jitterOf(m.EstablishedConnections, p.Jitter))))
 		for range n {
 			d.remotes = append(d.remotes, m.RemoteAddrs[rng.IntN(len(m.RemoteAddrs))])
+			d.localPorts = append(d.localPorts, uint64(49152+rng.IntN(16384))) // Linux/IANA ephemeral range
 		}
 	}
 	for _, cm := range p.CustomMetrics {
@@ -147,9 +151,11 @@ func (d *device) report(p *Profile, rng *rand.Rand, now time.Time) *defender.Rep
 		met.ListeningUDPPorts = portsOf(d.udpPorts)
 	}
 	if m.EstablishedConnections != nil {
-		cs := make([]defender.Connection, 0, len(d.remotes))
-		for i, ra := range d.remotes {
-			lp := uint64(49152 + (i*7919+int(d.lastID))%16000) // ephemeral local ports
+		n := int(math.Round(jittered(rng, d.levels["established_connections"], jitterOf(m.EstablishedConnections, p.Jitter), true)))
+		n = min(n, len(d.remotes), 10)
+		cs := make([]defender.Connection, 0, n)
+		for i, ra := range d.remotes[:n] {
+			lp := d.localPorts[i]
 			cs = append(cs, defender.Connection{RemoteAddr: ra, LocalPort: &lp, LocalInterface: m.Interface})
 		}
 		total := uint64(len(cs))

@@ -38,7 +38,7 @@ type Options struct {
 	// before counting it lost (the STM32 reference waits 30 s); 0 means 30 s.
 	ResponseTimeout time.Duration
 	// SourceIPs spreads agents over 127.0.0.2.. when Addr is on loopback so
-	// that ten thousands of connections do not exhaust one address's
+	// that tens of thousands of connections do not exhaust one address's
 	// ephemeral ports; 0 picks one address per 8,000 agents.
 	SourceIPs int
 }
@@ -69,7 +69,11 @@ type Result struct {
 	// RTT is publish → accepted response, measured by the agent.
 	RTT Latency `json:"rtt"`
 
-	JSON, CBOR, Long, Short int `json:"-"`
+	// The drawn fleet's mix of formats and key styles (devices).
+	JSON  int `json:"json_devices"`
+	CBOR  int `json:"cbor_devices"`
+	Long  int `json:"long_key_devices"`
+	Short int `json:"short_key_devices"`
 }
 
 // Mix describes the drawn fleet: formats and key styles.
