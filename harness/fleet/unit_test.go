@@ -70,6 +70,9 @@ func TestDevicesFollowTheProfile(t *testing.T) {
 		res := defender.Validate(d.format, b, defender.Options{})
 		require.True(t, res.Accepted(), "%+v", res.Problem)
 		require.Empty(t, res.Lint, "reports are lint-free")
+		ec := res.Report.Metrics.TCPConnections.Established
+		require.True(t, len(ec.Connections) >= 1 && len(ec.Connections) <= 4, "established connections %d outside [1, 4]", len(ec.Connections))
+		require.EqualValues(t, len(ec.Connections), *ec.Total)
 		bi := *res.Report.Metrics.NetworkStats.BytesIn
 		require.True(t, bi >= 2000*0.9-1 && bi <= 60000*1.1+1, "bytes_in %d outside range ± jitter", bi)
 	}
