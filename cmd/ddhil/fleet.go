@@ -67,7 +67,7 @@ func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	jsonOut := fs.String("json", "", "write the figures to `file` as JSON")
 	seed := fs.Uint64("seed", 1, "seed of the drawn fleet")
 	concurrency := fs.Int("storm-concurrency", 0, "connections set up at once (default 512)")
-	mode := fs.String("broker-mode", "auto", "where ddhil's broker runs: in-process, child (a process of its own), or auto (child when RLIMIT_NOFILE cannot hold both ends of every connection)")
+	mode := fs.String("broker-mode", "auto", "where ddhil's broker runs: in-process, child (a process of its own), or auto (child with --compare-mosquitto or when RLIMIT_NOFILE cannot hold both ends of every connection)")
 	addr := fs.String("addr", "", "run against an MQTT broker already listening at `host:port` (no broker is started; --record is then unavailable)")
 	serve := fs.Bool("serve-broker", false, "internal: be the broker child process of another 'ddhil fleet'")
 	fs.Usage = func() {
@@ -107,8 +107,11 @@ func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		}
 	}
 	if *mode == "auto" {
+		// A comparison puts ddhil's broker in a process of its own, like
+		// mosquitto, so neither shares a Go runtime (and its GC) with the
+		// agents; otherwise only when descriptors are short.
 		*mode = "in-process"
-		if fleet.RaiseFileLimit(uint64(2**devices+1024)) != nil {
+		if *compare || fleet.RaiseFileLimit(uint64(2**devices+1024)) != nil {
 			*mode = "child"
 		}
 	}
@@ -189,6 +192,10 @@ func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	return exitOK, nil
 }
 
+// fleetBrokerStdin is where the broker child reads its orders (tests
+// replace it).
+var fleetBrokerStdin io.Reader = os.Stdin
+
 // serveFleetBroker is the child side of --broker-mode child.
 func serveFleetBroker(ctx context.Context, profilePath string, scale float64, record string, stdout io.Writer) (int, error) {
 	p, err := fleet.LoadProfile(profilePath)
@@ -207,7 +214,7 @@ func serveFleetBroker(ctx context.Context, profilePath string, scale float64, re
 		defer f.Close()
 		w = f
 	}
-	if err := fleet.ServeBroker(ctx, p, w, os.Stdin, stdout); err != nil {
+	if err := fleet.ServeBroker(ctx, p, w, fleetBrokerStdin, stdout); err != nil {
 		return exitLab, harness.LabError(err)
 	}
 	return exitOK, nil

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,7 +93,8 @@ func TestFleetCompareMosquitto(t *testing.T) {
 	if _, err := mosquitto.Find(); err != nil {
 		t.Skip(err)
 	}
-	code, stdout, stderr := runCLI("fleet", "--devices", "10", "--profile", fastFleetProfile(t), "--duration", "2s", "--compare-mosquitto")
+	// In process: this test binary cannot be the broker child.
+	code, stdout, stderr := runCLI("fleet", "--devices", "10", "--profile", fastFleetProfile(t), "--duration", "2s", "--compare-mosquitto", "--broker-mode", "in-process")
 	require.Equal(t, exitOK, code, stdout+stderr)
 	require.Contains(t, stdout, "mosquitto+responder")
 	require.Equal(t, 2, strings.Count(stdout, "10/10"), stdout)
@@ -107,4 +110,49 @@ func TestFleetFailsOnRejections(t *testing.T) {
 	code, stdout, stderr := runCLI("fleet", "--devices", "3", "--profile", fastFleetProfile(t), "--duration", "2500ms", "--addr", b.Addr("tcp"))
 	require.Equal(t, exitFail, code, stdout+stderr)
 	require.Contains(t, stderr, "Throttled")
+}
+
+// TestFleetServeBroker drives the broker child side (--serve-broker) the
+// way the parent does: read its address, run agents against it, send
+// "stop N", and get the done line after the record is flushed.
+func TestFleetServeBroker(t *testing.T) {
+	inR, inW := io.Pipe()
+	fleetBrokerStdin = inR
+	t.Cleanup(func() { fleetBrokerStdin = os.Stdin })
+	outR, outW := io.Pipe()
+	rec := filepath.Join(t.TempDir(), "events.jsonl")
+	done := make(chan int, 1)
+	go func() {
+		var errb strings.Builder
+		code, _ := runFleet(t.Context(), []string{"--serve-broker", "--profile", fastFleetProfile(t), "--record", rec}, outW, &errb)
+		_ = outW.Close()
+		done <- code
+	}()
+	lines := bufio.NewScanner(outR)
+	require.True(t, lines.Scan())
+	addr, ok := strings.CutPrefix(lines.Text(), "addr ")
+	require.True(t, ok, lines.Text())
+
+	code, stdout, stderr := runCLI("fleet", "--devices", "5", "--profile", fastFleetProfile(t), "--duration", "2s", "--addr", addr)
+	require.Equal(t, exitOK, code, stdout+stderr)
+	_, err := io.WriteString(inW, "stop 5\n")
+	require.NoError(t, err)
+	require.True(t, lines.Scan())
+	require.True(t, strings.HasPrefix(lines.Text(), "done {"), lines.Text())
+	require.NotContains(t, lines.Text(), "error")
+	require.Equal(t, exitOK, <-done)
+
+	f, err := os.Open(rec)
+	require.NoError(t, err)
+	defer f.Close()
+	events, err := broker.ReadJSONL(f)
+	require.NoError(t, err)
+	n := 0
+	for _, ev := range events {
+		if ev.Kind == broker.EventDisconnect {
+			require.Equal(t, broker.ReasonClientDisconnect, ev.Reason)
+			n++
+		}
+	}
+	require.Equal(t, 5, n)
 }
