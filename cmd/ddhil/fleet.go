@@ -70,6 +70,7 @@ func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	mode := fs.String("broker-mode", "auto", "where ddhil's broker runs: in-process, child (a process of its own), or auto (child with --compare-mosquitto or when RLIMIT_NOFILE cannot hold both ends of every connection)")
 	addr := fs.String("addr", "", "run against an MQTT broker already listening at `host:port` (no broker is started; --record is then unavailable)")
 	serve := fs.Bool("serve-broker", false, "internal: be the broker child process of another 'ddhil fleet'")
+	serveResponder := fs.String("serve-responder", "", "internal: be the responder child process of another 'ddhil fleet', on the mosquitto at `host:port`")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), fleetHelp)
 		fs.PrintDefaults()
@@ -79,6 +80,12 @@ func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	}
 	if *serve {
 		return serveFleetBroker(ctx, *profilePath, *scale, *record, stdout)
+	}
+	if *serveResponder != "" {
+		if err := mosquitto.ServeResponder(ctx, *serveResponder, fleetBrokerStdin, stdout); err != nil {
+			return exitLab, harness.LabError(err)
+		}
+		return exitOK, nil
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -122,6 +129,10 @@ func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 
 	var reports []*fleet.Report
 	var rep *fleet.Report
+	exe, xerr := os.Executable()
+	if *mode == "child" && xerr != nil {
+		return exitLab, harness.LabError(fmt.Errorf("find own executable for the broker process: %w", xerr))
+	}
 	if *addr != "" {
 		if *record != "" || *compare {
 			return exitUsage, fmt.Errorf("%w: --addr runs against someone else's broker: no --record, no --compare-mosquitto", errUsage)
@@ -131,10 +142,6 @@ func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		res, rerr := fleet.Run(ctx, opts)
 		rep, err = &fleet.Report{Backend: *addr, Result: res, Process: fleet.ReadMemory()}, rerr
 	} else if *mode == "child" {
-		exe, xerr := os.Executable()
-		if xerr != nil {
-			return exitLab, harness.LabError(fmt.Errorf("find own executable for the broker process: %w", xerr))
-		}
 		cmd := exec.Command(exe, "fleet", "--serve-broker", "--profile", *profilePath,
 			"--period-scale", strconv.FormatFloat(p.PeriodScale, 'g', -1, 64), "--record", *record)
 		cmd.Stderr = stderr
@@ -164,7 +171,16 @@ func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		return fleetExit(err), err
 	}
 	if *compare && ctx.Err() == nil {
-		mrep, merr := fleet.RunMosquitto(ctx, opts)
+		// In child mode the responder gets a process of its own too.
+		var responder func(string) *exec.Cmd
+		if *mode == "child" {
+			responder = func(addr string) *exec.Cmd {
+				cmd := exec.Command(exe, "fleet", "--serve-responder", addr)
+				cmd.Stderr = stderr
+				return cmd
+			}
+		}
+		mrep, merr := fleet.RunMosquitto(ctx, opts, responder)
 		if mrep != nil && mrep.Result != nil {
 			reports = append(reports, mrep)
 		}
@@ -261,7 +277,17 @@ func printFleet(w io.Writer, reports []*fleet.Report) {
 		}
 		return mib(r.BrokerPeakRSS)
 	})
-	row("total peak RSS", func(r *fleet.Report) string { return mib(r.Process.PeakRSS + r.BrokerPeakRSS) })
+	if reports[len(reports)-1].ResponderPeakRSS > 0 {
+		row("responder process peak RSS", func(r *fleet.Report) string {
+			if r.ResponderPeakRSS == 0 {
+				return "-"
+			}
+			return mib(r.ResponderPeakRSS)
+		})
+	}
+	row("total peak RSS", func(r *fleet.Report) string {
+		return mib(r.Process.PeakRSS + r.BrokerPeakRSS + r.ResponderPeakRSS)
+	})
 	row("Go heap at end", func(r *fleet.Report) string { return mib(r.Process.GoHeap) })
 	_ = tw.Flush()
 	for _, r := range reports {

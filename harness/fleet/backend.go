@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os/exec"
 	"time"
 
 	"github.com/ddhil/ddhil/broker"
@@ -22,6 +23,9 @@ type Report struct {
 	// BrokerPeakRSS is mosquitto's own VmHWM (0 for ddhil, which is in
 	// process).
 	BrokerPeakRSS uint64 `json:"broker_peak_rss_bytes,omitempty"`
+	// ResponderPeakRSS is the responder's VmHWM when it ran in a process of
+	// its own.
+	ResponderPeakRSS uint64 `json:"responder_peak_rss_bytes,omitempty"`
 	// BrokerEvents is how many events ddhil's broker logged.
 	BrokerEvents uint64 `json:"broker_events,omitempty"`
 }
@@ -73,9 +77,12 @@ func RunDDHIL(ctx context.Context, opts Options, record io.Writer) (*Report, err
 }
 
 // RunMosquitto starts mosquitto and the validating responder, runs the
-// fleet against them and stops both. It returns mosquitto.ErrNotInstalled
+// fleet against them and stops both. The responder runs in this process,
+// or, when responder is non-nil, in the process responder(addr) returns (a
+// command whose main calls mosquitto.ServeResponder), so that it does not
+// share a Go scheduler with the agents. It returns mosquitto.ErrNotInstalled
 // (wrapped) when there is no mosquitto.
-func RunMosquitto(ctx context.Context, opts Options) (*Report, error) {
+func RunMosquitto(ctx context.Context, opts Options, responder func(addr string) *exec.Cmd) (*Report, error) {
 	reset := ResetPeakRSS()
 	// mosquitto inherits the limit: it holds one descriptor per agent.
 	if err := RaiseFileLimit(uint64(opts.Devices + 1024)); err != nil {
@@ -88,16 +95,44 @@ func RunMosquitto(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	defer srv.Close()
-	resp, err := mosquitto.StartResponder(sctx, srv.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("fleet: %w (mosquitto log: %s)", err, srv.Log())
+	var stop func() (uint64, error)
+	if responder == nil {
+		resp, err := mosquitto.StartResponder(sctx, srv.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: %w (mosquitto log: %s)", err, srv.Log())
+		}
+		stop = func() (uint64, error) { resp.Close(); return 0, nil }
+	} else {
+		c, err := startChild(ctx, responder(srv.Addr), "responder")
+		if err != nil {
+			return nil, err
+		}
+		defer c.kill()
+		if _, err := c.next("ready", 30*time.Second); err != nil {
+			return nil, fmt.Errorf("%w (mosquitto log: %s)", err, srv.Log())
+		}
+		stop = func() (uint64, error) {
+			done, err := c.finish("stop", 30*time.Second)
+			if err != nil {
+				return 0, err
+			}
+			var acc, rej, rss uint64
+			if _, err := fmt.Sscanf(done, "%d %d %d", &acc, &rej, &rss); err != nil {
+				return 0, fmt.Errorf("fleet: responder process: %q: %w", done, err)
+			}
+			return rss, nil
+		}
 	}
 	opts.Addr = srv.Addr
 	res, err := Run(ctx, opts)
 	rep := &Report{Backend: "mosquitto+responder", Result: res, PeakRSSReset: reset}
 	rep.Process = ReadMemory()
 	rep.BrokerPeakRSS, _ = ProcStatus(srv.PID(), "VmHWM")
-	resp.Close()
+	rss, serr := stop()
+	rep.ResponderPeakRSS = rss
+	if serr != nil && err == nil {
+		err = serr
+	}
 	return rep, err
 }
 

@@ -19,8 +19,8 @@ import (
 //	go test -run '^$' -bench Fleet -benchtime 1x ./harness/fleet
 //	DDHIL_FLEET_DEVICES=10000 DDHIL_FLEET_DURATION=60s go test -run '^$' -bench Fleet -benchtime 1x -timeout 10m ./harness/fleet
 //
-// ddhil's broker runs in a child process (this test binary) when the
-// descriptor limit cannot hold both ends of every connection.
+// Both brokers and the responder run in processes of their own (this test
+// binary), so none shares a Go runtime with the agents.
 func BenchmarkFleet(b *testing.B) {
 	devices, duration := 1000, 10*time.Second
 	if s := os.Getenv("DDHIL_FLEET_DEVICES"); s != "" {
@@ -44,18 +44,12 @@ func BenchmarkFleet(b *testing.B) {
 	opts := Options{Devices: devices, Profile: p, Duration: duration}
 	b.Run("ddhil/devices="+strconv.Itoa(devices), func(b *testing.B) {
 		for range b.N {
-			var rep *Report
-			var err error
-			if RaiseFileLimit(uint64(2*devices+1024)) == nil {
-				rep, err = RunDDHIL(b.Context(), opts, nil)
-			} else {
-				cmd := exec.Command(os.Args[0], "-test.run=^$")
-				cmd.Env = append(os.Environ(), "DDHIL_FLEET_TEST_BROKER=1",
-					"DDHIL_FLEET_TEST_RECORD="+filepath.Join(b.TempDir(), "events.jsonl"),
-					"DDHIL_FLEET_TEST_SCALE="+strconv.FormatFloat(p.PeriodScale, 'g', -1, 64))
-				cmd.Stderr = os.Stderr
-				rep, err = RunDDHILProcess(b.Context(), opts, cmd)
-			}
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "DDHIL_FLEET_TEST_BROKER=1",
+				"DDHIL_FLEET_TEST_RECORD="+filepath.Join(b.TempDir(), "events.jsonl"),
+				"DDHIL_FLEET_TEST_SCALE="+strconv.FormatFloat(p.PeriodScale, 'g', -1, 64))
+			cmd.Stderr = os.Stderr
+			rep, err := RunDDHILProcess(b.Context(), opts, cmd)
 			reportBench(b, rep, err)
 		}
 	})
@@ -64,7 +58,7 @@ func BenchmarkFleet(b *testing.B) {
 			b.Skip(err)
 		}
 		for range b.N {
-			rep, err := RunMosquitto(b.Context(), opts)
+			rep, err := RunMosquitto(b.Context(), opts, responderChild)
 			reportBench(b, rep, err)
 		}
 	})
@@ -84,5 +78,5 @@ func reportBench(b *testing.B, rep *Report, err error) {
 	b.ReportMetric(float64(rep.RTT.P99)/1e6, "p99-ms")
 	b.ReportMetric(rep.Storm.Seconds(), "storm-s")
 	b.ReportMetric(float64(rep.Process.PeakRSS)/(1<<20), "fleet-MiB")
-	b.ReportMetric(float64(rep.BrokerPeakRSS)/(1<<20), "broker-MiB")
+	b.ReportMetric(float64(rep.BrokerPeakRSS+rep.ResponderPeakRSS)/(1<<20), "broker-MiB")
 }

@@ -119,12 +119,13 @@ func TestSmallFleetAgainstMosquitto(t *testing.T) {
 	if _, err := mosquitto.Find(); err != nil {
 		t.Skip(err)
 	}
-	rep, err := RunMosquitto(testCtx(t, time.Minute), Options{Devices: 20, Profile: fastProfile(t), Duration: 2 * time.Second})
+	rep, err := RunMosquitto(testCtx(t, time.Minute), Options{Devices: 20, Profile: fastProfile(t), Duration: 2 * time.Second}, nil)
 	require.NoError(t, err)
 	require.Equal(t, 20, rep.Connected, rep.FirstError)
 	require.GreaterOrEqual(t, rep.Sent, uint64(20))
 	require.Equal(t, rep.Sent, rep.Accepted, rep.FirstError)
 	require.Positive(t, rep.BrokerPeakRSS)
+	require.Zero(t, rep.ResponderPeakRSS, "in process")
 	require.Equal(t, "mosquitto+responder", rep.Backend)
 }
 

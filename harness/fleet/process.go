@@ -78,57 +78,13 @@ func ServeBroker(ctx context.Context, p *Profile, record io.Writer, in io.Reader
 // Report.BrokerPeakRSS is then the child's VmHWM.
 func RunDDHILProcess(ctx context.Context, opts Options, cmd *exec.Cmd) (*Report, error) {
 	reset := ResetPeakRSS()
-	stdin, err := cmd.StdinPipe()
+	c, err := startChild(ctx, cmd, "broker")
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
+	defer c.kill()
+	addr, err := c.next("addr", 30*time.Second)
 	if err != nil {
-		return nil, err
-	}
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("fleet: start broker process: %w", err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan string, 4)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		exited <- cmd.Wait()
-	}()
-	kill := func() {
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-	}
-	next := func(prefix string, timeout time.Duration) (string, error) {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					return "", fmt.Errorf("fleet: broker process ended before %q: %v", prefix, <-exited)
-				}
-				if rest, found := strings.CutPrefix(l, prefix+" "); found {
-					return rest, nil
-				}
-			case <-t.C:
-				return "", fmt.Errorf("fleet: broker process: no %q line within %s", prefix, timeout)
-			case <-ctx.Done():
-				return "", ctx.Err()
-			}
-		}
-	}
-	addr, err := next("addr", 30*time.Second)
-	if err != nil {
-		kill()
 		return nil, err
 	}
 	opts.Addr = addr
@@ -139,11 +95,8 @@ func RunDDHILProcess(ctx context.Context, opts Options, cmd *exec.Cmd) (*Report,
 	if res != nil {
 		connected = res.Connected
 	}
-	fmt.Fprintf(stdin, "stop %d\n", connected)
-	_ = stdin.Close()
-	done, derr := next("done", 60*time.Second)
+	done, derr := c.finish(fmt.Sprintf("stop %d", connected), 60*time.Second)
 	if derr != nil {
-		kill()
 		if err == nil {
 			err = derr
 		}
@@ -157,19 +110,102 @@ func RunDDHILProcess(ctx context.Context, opts Options, cmd *exec.Cmd) (*Report,
 	if st.Error != "" && err == nil {
 		err = fmt.Errorf("fleet: broker process: %s", st.Error)
 	}
-	t := time.NewTimer(30 * time.Second)
-	defer t.Stop()
+	return rep, err
+}
+
+// child is a helper process driven line by line over its stdin/stdout.
+type child struct {
+	ctx    context.Context
+	name   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan string
+	exited chan error
+}
+
+func startChild(ctx context.Context, cmd *exec.Cmd, name string) (*child, error) {
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the fleet
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("fleet: start %s process: %w", name, err)
+	}
+	c := &child{ctx: ctx, name: name, cmd: cmd, stdin: stdin, lines: make(chan string, 4), exited: make(chan error, 1)}
 	go func() {
-		for range lines { // keep the reader going until the child exits
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+		c.exited <- cmd.Wait()
+	}()
+	return c, nil
+}
+
+// next waits for the line starting with prefix and returns the rest.
+func (c *child) next(prefix string, timeout time.Duration) (string, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				return "", fmt.Errorf("fleet: %s process ended before %q: %v", c.name, prefix, <-c.exited)
+			}
+			if rest, found := strings.CutPrefix(l, prefix); found {
+				return strings.TrimPrefix(rest, " "), nil
+			}
+		case <-t.C:
+			return "", fmt.Errorf("fleet: %s process: no %q line within %s", c.name, prefix, timeout)
+		case <-c.ctx.Done():
+			return "", c.ctx.Err()
+		}
+	}
+}
+
+// finish sends the last order, returns the "done" line and waits for the
+// child to exit.
+func (c *child) finish(order string, timeout time.Duration) (string, error) {
+	fmt.Fprintln(c.stdin, order)
+	_ = c.stdin.Close()
+	done, err := c.next("done", timeout)
+	if err != nil {
+		return "", err
+	}
+	go func() {
+		for range c.lines { // keep the reader going until the child exits
 		}
 	}()
+	t := time.NewTimer(30 * time.Second)
+	defer t.Stop()
 	select {
-	case werr := <-exited:
-		if werr != nil && err == nil {
-			err = fmt.Errorf("fleet: broker process: %w", werr)
+	case werr := <-c.exited:
+		c.exited <- werr // for kill
+		if werr != nil {
+			return done, fmt.Errorf("fleet: %s process: %w", c.name, werr)
 		}
 	case <-t.C:
-		kill()
+		return done, fmt.Errorf("fleet: %s process did not exit after %q", c.name, "done")
 	}
-	return rep, err
+	return done, nil
+}
+
+// kill ends the child if it is still running (idempotent).
+func (c *child) kill() {
+	_ = c.stdin.Close()
+	select {
+	case err := <-c.exited:
+		c.exited <- err
+	default:
+		_ = c.cmd.Process.Kill()
+	}
 }

@@ -12,10 +12,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ddhil/ddhil/broker"
+	"github.com/ddhil/ddhil/harness/fleet/mosquitto"
 )
 
 // TestMain doubles as the broker child process of RunDDHILProcess.
 func TestMain(m *testing.M) {
+	if addr := os.Getenv("DDHIL_FLEET_TEST_RESPONDER"); addr != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := mosquitto.ServeResponder(ctx, addr, os.Stdin, os.Stdout)
+		cancel()
+		if err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv("DDHIL_FLEET_TEST_BROKER") == "1" {
 		p, err := LoadProfile("../../fixtures/fleet/normal.yaml")
 		if err != nil {
@@ -81,4 +91,27 @@ func TestFleetAgainstBrokerProcess(t *testing.T) {
 	}
 	require.EqualValues(t, rep.Accepted, reports)
 	require.Equal(t, 30, disconnects)
+}
+
+// responderChild runs this test binary as the responder process.
+func responderChild(addr string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "DDHIL_FLEET_TEST_RESPONDER="+addr)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// TestFleetAgainstMosquittoResponderProcess runs the comparison with the
+// responder in a process of its own, as the benchmark does.
+func TestFleetAgainstMosquittoResponderProcess(t *testing.T) {
+	if _, err := mosquitto.Find(); err != nil {
+		t.Skip(err)
+	}
+	rep, err := RunMosquitto(testCtx(t, time.Minute), Options{Devices: 20, Profile: fastProfile(t), Duration: 2 * time.Second}, responderChild)
+	require.NoError(t, err)
+	require.Equal(t, 20, rep.Connected, rep.FirstError)
+	require.Positive(t, rep.Accepted)
+	require.Equal(t, rep.Sent, rep.Accepted, rep.FirstError)
+	require.Positive(t, rep.ResponderPeakRSS)
+	require.Positive(t, rep.BrokerPeakRSS)
 }

@@ -1,8 +1,14 @@
 package mosquitto
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -91,4 +97,38 @@ func (r *Responder) handle(_ paho.Client, m paho.Message) {
 // Close disconnects, leaving 250 ms for queued answers to go out.
 func (r *Responder) Close() {
 	r.c.Disconnect(250)
+}
+
+// ServeResponder runs a responder as a process of its own, driven by a
+// parent over in/out: it prints "ready" once subscribed, answers reports
+// until in says "stop" (or closes), then prints "done <accepted> <rejected>
+// <peak RSS bytes>".
+func ServeResponder(ctx context.Context, addr string, in io.Reader, out io.Writer) error {
+	r, err := StartResponder(ctx, addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "ready")
+	sc := bufio.NewScanner(in)
+	for sc.Scan() && sc.Text() != "stop" {
+	}
+	r.Close()
+	rss, _ := peakRSS()
+	fmt.Fprintf(out, "done %d %d %d\n", r.Accepted.Load(), r.Rejected.Load(), rss)
+	return nil
+}
+
+// peakRSS is this process's VmHWM in bytes.
+func peakRSS() (uint64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n * 1024, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/self/status")
 }
