@@ -107,7 +107,7 @@ func TestFleetFailsOnRejections(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.Start(t.Context()))
 	defer b.Close()
-	code, stdout, stderr := runCLI("fleet", "--devices", "3", "--profile", fastFleetProfile(t), "--duration", "2500ms", "--addr", b.Addr("tcp"))
+	code, stdout, stderr := runCLI("fleet", "--devices", "3", "--profile", fastFleetProfile(t), "--duration", "4s", "--addr", b.Addr("tcp"))
 	require.Equal(t, exitFail, code, stdout+stderr)
 	require.Contains(t, stderr, "Throttled")
 }
