@@ -3,6 +3,7 @@ package defender_test
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -407,8 +408,11 @@ func TestValidateCBORItems(t *testing.T) {
 		reason string
 	}{
 		{"uint", 5, false, true, ""},
-		{"null", nil, false, false, "must be an integer, got null"},
-		{"undefined", raw{0xf7}, false, false, "got undefined"},
+		{"largest signed 64-bit", uint64(math.MaxInt64), false, true, ""},
+		{"uint64 above signed 64-bit", uint64(math.MaxInt64) + 1, false, false, "integer 9223372036854775808 is above 9223372036854775807"},
+		{"negative bignum tag", raw{0xc3, 0x41, 0x01}, false, false, "CBOR tag 3 is not allowed (a negative bignum"},
+		{"null custom number", nil, true, false, "must be a number, got null"},
+		{"undefined custom number", raw{0xf7}, true, false, "must be a number, got undefined"},
 		{"simple value", raw{0xf0}, false, false, "got simple value 16"},
 		{"true", true, false, false, "got true"},
 		{"indefinite byte string", raw{0x5f, 0x41, 0x01, 0xff}, false, false, "got byte string"},
