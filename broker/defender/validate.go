@@ -27,8 +27,7 @@ func Validate(f Format, payload []byte, opts Options) Result {
 	var sizeProblem *Problem
 	switch {
 	case len(payload) > MaxPayload:
-		sizeProblem = malformed(CategorySize, "", fmt.Sprintf("payload is %d bytes, over the %d-byte (128 KB) MQTT payload limit",
-			len(payload), MaxPayload))
+		sizeProblem = OversizeProblem(int64(len(payload)))
 	case len(payload) > MaxPayload*9/10:
 		res.Lint = append(res.Lint, Finding{Rule: LintNearSizeCap, Path: "",
 			Message: fmt.Sprintf("payload is %d bytes, over 90%% of the %d-byte MQTT payload limit", len(payload), MaxPayload)})
@@ -47,6 +46,29 @@ func Validate(f Format, payload []byte, opts Options) Result {
 		res.Lint = append(res.Lint, *mixed)
 	}
 	return res
+}
+
+// OversizeProblem is the verdict on a payload of size bytes over
+// MaxPayload; a negative size means "larger, size unknown" (a pipe). It
+// lets a caller that did not read the whole payload name its real size.
+func OversizeProblem(size int64) *Problem {
+	limit := fmt.Sprintf("over the %d-byte (128 KB) MQTT payload limit of AWS IoT Core", MaxPayload)
+	if size < 0 {
+		return malformed(CategorySize, "", "payload is "+limit)
+	}
+	return malformed(CategorySize, "", fmt.Sprintf("payload is %d bytes (%s), %s", size, humanSize(size), limit))
+}
+
+// humanSize renders a byte count in KB or MB (powers of 1024, as AWS's
+// "128 KB" means 131072 bytes).
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 func firstProblem(ps ...*Problem) *Problem {

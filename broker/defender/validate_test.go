@@ -315,6 +315,24 @@ func TestLintNearSizeCap(t *testing.T) {
 	}
 }
 
+// The size verdict names the real size, also for callers that read only
+// the first MaxPayload+1 bytes.
+func TestOversizeProblem(t *testing.T) {
+	for size, want := range map[int64]string{
+		defender.MaxPayload + 1: "payload is 131073 bytes (128.0 KB), over the 131072-byte (128 KB) MQTT payload limit of AWS IoT Core",
+		10 << 20:                "payload is 10485760 bytes (10.0 MB), over the 131072-byte (128 KB) MQTT payload limit of AWS IoT Core",
+		-1:                      "payload is over the 131072-byte (128 KB) MQTT payload limit of AWS IoT Core",
+	} {
+		p := defender.OversizeProblem(size)
+		assert.Equal(t, want, p.Reason)
+		assert.Equal(t, defender.CategorySize, p.Category)
+		assert.Equal(t, defender.CodeInvalidPayload, p.Code)
+		assert.Equal(t, defender.MsgMalformed, p.Message)
+	}
+	res := defender.Validate(defender.JSON, make([]byte, defender.MaxPayload+1), defender.Options{})
+	assert.Equal(t, defender.OversizeProblem(defender.MaxPayload+1), res.Problem, "Validate gives the same verdict")
+}
+
 // Lenient mode only ever turns unknown-key rejections into findings.
 func TestLenientIsSupersetOfStrict(t *testing.T) {
 	for _, c := range loadCorpus(t) {
