@@ -164,6 +164,7 @@ func TestValidateCommandErrors(t *testing.T) {
 		{"unknown extension", []string{good, txt}, exitUsage, "", "report.txt: cannot tell the format"},
 		{"unknown flag", []string{"--strict", good}, exitUsage, "", "flag provided but not defined"},
 		{"help", []string{"-h"}, exitOK, "", "usage: ddhil validate"},
+		{"help names the exit codes", []string{"-h"}, exitOK, "", "exit status: 0 every file accepted, 1 any rejected, 2 usage error"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := validateCLI(tc.args...)
