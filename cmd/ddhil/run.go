@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/judge/audit"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
+	"github.com/ddhil/ddhil/harness/judge/detect"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/runner"
 )
@@ -55,6 +58,14 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.StringVar(&o.HWMap, "hwmap", "", "hardware map YAML (target board)")
 	fs.StringVar(&o.Board, "board", "", "board id in the hardware map (target board)")
 	noShot := fs.Bool("no-screenshot", false, "do not render report.png with headless Chromium")
+	appendTo := func(dst *[]string) func(string) error {
+		return func(s string) error { *dst = append(*dst, s); return nil }
+	}
+	fs.Func("security-profile", "Device Defender security profile `file` (AWS JSON; also custom metric / dimension definitions) evaluated by DD-D01 (repeatable)", appendTo(&o.SecurityProfiles))
+	fs.Func("baseline", "fleet recording (events.jsonl) for statisticalThreshold behaviours (repeatable)", appendTo(&o.Baselines))
+	fs.BoolVar(&o.Audit, "audit", false, "run the device-facing Audit checks on what the broker saw")
+	fs.Func("iot-policy", "IoT policy `file` for IOT_POLICY_OVERLY_PERMISSIVE_CHECK (implies --audit; repeatable)", appendTo(&o.IoTPolicies))
+	fs.Func("revoked", "CRL or revoked-serials `file` for REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK (implies --audit; repeatable)", appendTo(&o.Revoked))
 	// Expectation overrides (default: the profile's expectations block).
 	fs.DurationVar(&o.Expect.ProductionPeriod, "production-period", 0, "override the period the firmware uses in the field (DD-T03)")
 	fs.Float64Var(&o.Expect.Tolerance, "tolerance", 0, "override the allowed relative deviation of the median interval (DD-T02), e.g. 0.1")
@@ -63,7 +74,7 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	listenTCP := fs.String("listen-tcp", "", "override the expected listening TCP ports, comma-separated, or 'none' (DD-A04)")
 	listenUDP := fs.String("listen-udp", "", "override the expected listening UDP ports, comma-separated, or 'none' (DD-A04)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ddhil run [flags]\n\nExit status: 0 all checks pass, 1 a check failed, 3 lab error (emulator missing, flash failed, port vanished).\nCtrl-C writes a partial report marked incomplete.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: ddhil run [flags]\n\nExit status: 0 all checks pass, 1 a check failed, 2 usage error (incl. an invalid security profile), 3 lab error (emulator missing, flash failed, port vanished).\nCtrl-C writes a partial report marked incomplete.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -90,6 +101,19 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if o.Expect.ListeningUDP, err = portList(*listenUDP); err != nil {
 		return exitUsage, err
 	}
+	if len(o.SecurityProfiles) > 0 { // a bad profile is a usage error before anything boots
+		if _, err := detect.Load(o.SecurityProfiles...); err != nil {
+			return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	for _, p := range o.IoTPolicies {
+		if _, err := audit.LoadPolicy(p); err != nil {
+			return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	if _, err := audit.LoadRevoked(o.Revoked...); err != nil {
+		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+	}
 	o.Only = splitList(*only)
 	if _, err := conformance.Select(o.Only); err != nil {
 		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
@@ -113,6 +137,9 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := runner.Run(ctx, o)
+	if errors.Is(err, detect.ErrInvalidProfile) { // e.g. the device profile's security_profiles
+		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+	}
 	if err != nil {
 		return exitLab, harness.LabError(err)
 	}

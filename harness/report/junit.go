@@ -102,6 +102,11 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		}
 		s.Cases = append(s.Cases, tc)
 	}
+	if f.Detect != nil || f.Audit != nil {
+		// The verdict is DD-D01's; this case only lists what was found.
+		s.Cases = append(s.Cases, junitCase{Classname: "ddhil.detect", Name: "security profiles and audit", Time: "0",
+			SystemOut: &junitCDATA{xmlSafe(detectJUnit(f))}})
+	}
 	if f.Run.LabError != "" || f.Run.Incomplete || (f.Outcome == Error && f.Counts.Error == 0) {
 		s.Cases = append(s.Cases, junitCase{
 			Classname: "ddhil.run", Name: "run completed", Time: seconds(f.Run.Duration.Seconds()),

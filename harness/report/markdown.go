@@ -79,6 +79,8 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 	}
 
+	b.WriteString(detectMarkdown(f))
+
 	links := []Artefact{{Name: "report.html", Kind: "report"}, {Name: "report.json", Kind: "report"}, {Name: "junit.xml", Kind: "report"}}
 	b.WriteString("\n### Artefacts\n\n")
 	for _, a := range append(links, f.Artefacts...) {

@@ -88,6 +88,10 @@ type Report struct {
 	Timeline  []Mark     `json:"timeline"`
 	Reports   []Received `json:"reports"`
 	Artefacts []Artefact `json:"artefacts"`
+	// Detect is present when the run evaluated security profiles, Audit
+	// when it ran the Audit checks (detect.go).
+	Detect *Detect `json:"detect,omitempty"`
+	Audit  *Audit  `json:"audit,omitempty"`
 }
 
 // Run is metadata about the run itself.
@@ -306,6 +310,8 @@ func CategoryOf(id string) string {
 			return "resilience"
 		case 'X':
 			return "security"
+		case 'D':
+			return "detect"
 		}
 	}
 	return "other"

@@ -96,11 +96,12 @@ const (
 	laneExpected
 	laneReports
 	laneResponses
+	laneAlarms
 )
 
 var laneNames = map[laneID]string{
 	lanePhase: "phases", laneLink: "connection", laneExpected: "expected",
-	laneReports: "reports", laneResponses: "responses",
+	laneReports: "reports", laneResponses: "responses", laneAlarms: "alarms",
 }
 
 // layoutTimeline turns the report's timeline, schedule and reports into
@@ -136,6 +137,9 @@ func layoutTimeline(f *Report, reportAnchor func(m Mark) string) *svgTimeline {
 	lanes = append(lanes, laneReports)
 	if has[MarkResponse] {
 		lanes = append(lanes, laneResponses)
+	}
+	if f.Detect != nil {
+		lanes = append(lanes, laneAlarms)
 	}
 
 	t := &svgTimeline{
@@ -301,6 +305,9 @@ func layoutTimeline(f *Report, reportAnchor func(m Mark) string) *svgTimeline {
 				t.Paths = append(t.Paths, svgPath{D: diamond(x(m.At), lresp.Mid, 6), Class: "resp " + statusClass(m.Status), Title: markTitle(m)})
 			}
 		}
+	}
+	if la, ok := laneAt[laneAlarms]; ok {
+		alarmLayer(t, f, la, x, span)
 	}
 	return t
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
+	"github.com/ddhil/ddhil/harness/judge/detect"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/scenario"
 	"github.com/ddhil/ddhil/harness/session"
@@ -56,6 +57,20 @@ type Options struct {
 	Board        string
 	// Screenshot renders report.png with headless Chromium when available.
 	Screenshot bool
+	// SecurityProfiles are Detect definition files (security profiles,
+	// custom metrics, dimensions in AWS JSON) evaluated by DD-D01, on top
+	// of the device profile's security_profiles. An invalid one stops the
+	// run before anything boots with an error wrapping
+	// detect.ErrInvalidProfile.
+	SecurityProfiles []string
+	// Baselines are fleet recordings (events.jsonl) for statistical
+	// thresholds.
+	Baselines []string
+	// Audit runs the device-facing Audit checks on the run; IoTPolicies
+	// (policy documents) and Revoked (CRLs or lists) feed them.
+	Audit       bool
+	IoTPolicies []string
+	Revoked     []string
 	// Command is the command line recorded in the report.
 	Command []string
 	// Progress receives one line per phase (nil: discarded).
@@ -113,7 +128,16 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		return nil, err
 	}
 	capture, labErr := execute(ctx, o, rep, logf)
+	if errors.Is(labErr, detect.ErrInvalidProfile) || errors.Is(labErr, errAuditInput) {
+		return nil, labErr // bad input, not a lab failure: nothing booted
+	}
 	finish(rep, capture, checks, labErr, ctx.Err(), started)
+	if capture != nil {
+		fillDetect(rep, capture, started)
+		if err := fillAudit(rep, capture, o, started); err != nil {
+			logf("audit: %v", err)
+		}
+	}
 	if err := report.WriteAll(o.OutDir, rep); err != nil {
 		return rep, fmt.Errorf("runner: writing reports: %w", err)
 	}
@@ -137,6 +161,13 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 		return nil, harness.LabError(fmt.Errorf("runner: profile: %w", err))
 	}
 	rep.Profile = report.Profile{Name: prof.Name, Path: o.Profile}
+	defs, base, err := loadDetect(append(append([]string(nil), o.SecurityProfiles...), prof.SecurityProfilePaths()...), o.Baselines)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkAuditInputs(o); err != nil {
+		return nil, err
+	}
 	// Emulators run in their own working directory: hand them absolute paths.
 	if abs, err := filepath.Abs(o.Firmware); err == nil {
 		o.Firmware = abs
@@ -217,6 +248,7 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 	}
 	if capture != nil {
 		capture.Expect = exp
+		capture.SecurityProfiles, capture.Baseline = defs, base
 	}
 	return capture, runErr
 }

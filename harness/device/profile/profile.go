@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -37,6 +38,9 @@ type Profile struct {
 	FaultStep      *Step             `yaml:"fault"` // uses {{fault}} and {{state}} (on|off)
 	Markers        Markers           `yaml:"markers"`
 	Expect         Expect            `yaml:"expectations"`
+	// SecurityProfiles are Detect security profiles (AWS JSON) every run of
+	// this device is evaluated against (DD-D01), relative to this file.
+	SecurityProfiles []string `yaml:"security_profiles"`
 
 	path   string
 	signer Signer // set by WithSigner; the pki steps need it
@@ -227,6 +231,19 @@ func (p *Profile) check() error {
 
 // Path is where the profile was loaded from ("" when parsed).
 func (p *Profile) Path() string { return p.path }
+
+// SecurityProfilePaths returns SecurityProfiles resolved against the
+// profile file's directory.
+func (p *Profile) SecurityProfilePaths() []string {
+	var out []string
+	for _, s := range p.SecurityProfiles {
+		if !filepath.IsAbs(s) && p.path != "" {
+			s = filepath.Join(filepath.Dir(p.path), s)
+		}
+		out = append(out, s)
+	}
+	return out
+}
 
 // ConsoleConfig is the console.Config this profile's CLI needs.
 func (p *Profile) ConsoleConfig() console.Config {

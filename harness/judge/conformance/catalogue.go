@@ -59,7 +59,7 @@ type Check struct {
 
 // Category is the letter group of the ID: S, P, T, I, A, R or X.
 func (c Check) Category() string {
-	name := map[byte]string{'S': "schema", 'P': "protocol", 'T': "timing", 'I': "identity", 'A': "accuracy", 'R': "resilience", 'X': "security"}
+	name := map[byte]string{'S': "schema", 'P': "protocol", 'T': "timing", 'I': "identity", 'A': "accuracy", 'R': "resilience", 'X': "security", 'D': "detect"}
 	if len(c.ID) > 3 {
 		if n, ok := name[c.ID[3]]; ok {
 			return n
