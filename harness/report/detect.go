@@ -16,8 +16,11 @@ type Detect struct {
 	Violations       []Violation     `json:"violations"`
 	// Skipped lists behaviours not evaluated (ML Detect, ...) with the reason.
 	Skipped []DetectSkipped `json:"skipped,omitempty"`
-	// Window says which part of the run was evaluated (its normal phase).
-	Window string `json:"window,omitempty"`
+	// Window says which part of the run was evaluated (its normal phase);
+	// WindowEnd is where it ends (ns from the run start): an alarm still
+	// open there is drawn up to it.
+	Window    string        `json:"window,omitempty"`
+	WindowEnd time.Duration `json:"window_end_ns,omitempty"`
 	// TimeScale says how AWS's durations were scaled to the run.
 	TimeScale string `json:"time_scale,omitempty"`
 }
@@ -185,8 +188,12 @@ func detectJUnit(f *Report) string {
 
 // alarmLayer draws each alarm span as a bar on its own timeline lane.
 func alarmLayer(t *svgTimeline, f *Report, l svgLane, x func(time.Duration) num, span time.Duration) {
-	for _, s := range f.Detect.alarmSpans(span) {
-		end := "still in alarm at the end"
+	last := span
+	if f.Detect.WindowEnd > 0 {
+		last = min(span, f.Detect.WindowEnd)
+	}
+	for _, s := range f.Detect.alarmSpans(last) {
+		end := "still in alarm at the end of the evaluated window"
 		if s.endState != "" {
 			end = s.endState + " at " + Offset(s.end)
 		}

@@ -18,6 +18,7 @@ func withDetect() *Report {
 	r.Detect = &Detect{
 		SecurityProfiles: []DetectProfile{{Name: "ddhil-strict", Path: "fixtures/security-profiles/strict.json", Behaviors: 2}},
 		Window:           "normal phase (until 1m0s)",
+		WindowEnd:        ms(100000),
 		TimeScale:        "durations scaled by test period 10s / production period 5m0s",
 		Violations: []Violation{
 			{Behavior: "OnlyMqttsListens", Metric: "aws:listening-tcp-ports", State: "in-alarm", At: ms(13000), Value: json.RawMessage(`{"ports":[5001,8883]}`),
@@ -97,7 +98,7 @@ func TestDetectTimelineSpans(t *testing.T) {
 		titles = append(titles, text(s))
 	}
 	assert.Contains(t, titles[0], "in-alarm at 00:13.000, alarm-cleared at 00:43.000")
-	assert.Contains(t, titles[1], "still in alarm at the end")
+	assert.Contains(t, titles[1], "still in alarm at the end of the evaluated window")
 	x := func(n *html.Node) float64 {
 		var f float64
 		_ = json.Unmarshal([]byte(attr(n, "width")), &f)
@@ -105,6 +106,7 @@ func TestDetectTimelineSpans(t *testing.T) {
 	}
 	// 30 s of a 120.25 s run on a 1068-unit plot: about 266 units wide.
 	assert.InDelta(t, 30.0/120.25*(svgWidth-svgLeft-svgRight), x(spans[0]), 1)
+	assert.InDelta(t, 47.0/120.25*(svgWidth-svgLeft-svgRight), x(spans[1]), 1, "an open alarm ends with the evaluated window (100 s)")
 	page := text(doc)
 	assert.True(t, strings.Contains(page, "Skipped ddhil-strict / MLBytes: ML Detect cannot be reproduced offline"), "skipped behaviours listed")
 

@@ -69,7 +69,8 @@ func fillDetect(rep *report.Report, c *conformance.Capture, started time.Time) {
 		return
 	}
 	shift := shiftOf(c, started)
-	d := &report.Detect{Violations: []report.Violation{}, Window: window, TimeScale: res.TimeScale}
+	end, _ := c.DetectWindow()
+	d := &report.Detect{Violations: []report.Violation{}, Window: window, WindowEnd: end + shift, TimeScale: res.TimeScale}
 	for _, p := range res.Profiles {
 		d.SecurityProfiles = append(d.SecurityProfiles, report.DetectProfile{Name: p.Name, Path: p.Path, Behaviors: p.Behaviors})
 	}
