@@ -105,3 +105,14 @@ func TestDetectAuditPolicy(t *testing.T) {
 	code, _, _ = runCLI("detect", "--events", cleanRun+"/events.jsonl", "--audit", "--out", dir)
 	assert.Equal(t, exitOK, code, "the QEMU run has no TLS and no takeover: nothing to find")
 }
+
+// ddhil run refuses an invalid security profile as a usage error before
+// anything boots (no output folder is written).
+func TestRunRejectsInvalidProfile(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	code, _, stderr := runCLI("run", "--out", out, "--security-profile", fixtures+"invalid-to-alarm.json")
+	require.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "consecutiveDatapointsToAlarm 11 should be in range[1,10]")
+	_, err := os.Stat(out)
+	assert.True(t, os.IsNotExist(err), "nothing was started")
+}
