@@ -64,6 +64,7 @@ func TestEventLogSession(t *testing.T) {
 	}
 	assert.Equal(t, ConnectInfo{ProtocolVersion: 4, CleanSession: true, KeepAlive: 30}, *byKind[EventConnect].Connect)
 	assert.Equal(t, reportJSON(3), byKind[EventPublish].Payload, "publish keeps the raw payload")
+	assert.Equal(t, len(reportJSON(3)), byKind[EventPublish].Size, "publish records the whole payload size")
 	assert.Equal(t, uint64(3), byKind[EventReport].Result.ReportID)
 	assert.Equal(t, ReasonClientDisconnect, byKind[EventDisconnect].Reason)
 

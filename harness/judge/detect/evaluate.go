@@ -320,16 +320,21 @@ func (d *Definitions) statistical(b Behavior, m metricInfo, stat string, series 
 			perWindow[dp.window][thing] = dp.num
 		}
 	}
+	memo := map[int]float64{} // a fleet of thousands evaluates each window once
 	return func(dp datapoint) (float64, bool) {
 		prev := perWindow[dp.window-1]
 		if len(prev) == 0 {
 			return 0, false
 		}
+		if t, ok := memo[dp.window-1]; ok {
+			return t, true
+		}
 		pop := make([]float64, 0, len(prev))
 		for _, v := range prev {
 			pop = append(pop, v)
 		}
-		return percentile(pop, p), true
+		memo[dp.window-1] = percentile(pop, p)
+		return memo[dp.window-1], true
 	}, ""
 }
 
