@@ -74,6 +74,12 @@ func TestDD01OnRecordedCleanRun(t *testing.T) {
 	res, window := c.EvaluateDetect()
 	require.Contains(t, window, "normal phase")
 	require.Contains(t, res.TimeScale, "300 s of AWS time = 1s of run time")
+
+	// `ddhil detect` reads the same run back from disk and gives the same answer.
+	off, err := detect.LoadRun("../detect/testdata/clean-run/events.jsonl", detect.Scale{}, false)
+	require.NoError(t, err)
+	require.Equal(t, off.Window, window)
+	require.Equal(t, res.Violations, c.SecurityProfiles.Evaluate(off.Recording, nil).Violations)
 }
 
 // faultModel is a Go model of the reference agent with one of the dd-*
