@@ -115,4 +115,8 @@ func TestRunRejectsInvalidProfile(t *testing.T) {
 	assert.Contains(t, stderr, "consecutiveDatapointsToAlarm 11 should be in range[1,10]")
 	_, err := os.Stat(out)
 	assert.True(t, os.IsNotExist(err), "nothing was started")
+
+	code, _, stderr = runCLI("run", "--out", out, "--broker-policy", "lax")
+	require.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, `--broker-policy "lax": want open or strict`)
 }

@@ -63,6 +63,7 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	fs.Func("security-profile", "Device Defender security profile `file` (AWS JSON; also custom metric / dimension definitions) evaluated by DD-D01 (repeatable)", appendTo(&o.SecurityProfiles))
 	fs.Func("baseline", "fleet recording (events.jsonl) for statisticalThreshold behaviours (repeatable)", appendTo(&o.Baselines))
+	fs.StringVar(&o.BrokerPolicy, "broker-policy", "open", "broker policy: open | strict (a device may use only its own thing's topics)")
 	fs.BoolVar(&o.Audit, "audit", false, "run the device-facing Audit checks on what the broker saw")
 	fs.Func("iot-policy", "IoT policy `file` for IOT_POLICY_OVERLY_PERMISSIVE_CHECK (implies --audit; repeatable)", appendTo(&o.IoTPolicies))
 	fs.Func("revoked", "CRL or revoked-serials `file` for REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK (implies --audit; repeatable)", appendTo(&o.Revoked))
@@ -100,6 +101,9 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if o.Expect.ListeningUDP, err = portList(*listenUDP); err != nil {
 		return exitUsage, err
+	}
+	if o.BrokerPolicy != "open" && o.BrokerPolicy != "strict" {
+		return exitUsage, fmt.Errorf("%w: --broker-policy %q: want open or strict", errUsage, o.BrokerPolicy)
 	}
 	if len(o.SecurityProfiles) > 0 { // a bad profile is a usage error before anything boots
 		if _, err := detect.Load(o.SecurityProfiles...); err != nil {

@@ -71,6 +71,10 @@ type Options struct {
 	Audit       bool
 	IoTPolicies []string
 	Revoked     []string
+	// BrokerPolicy is broker.PolicyOpen ("" too) or broker.PolicyStrict
+	// (a device may use only its own thing's topics; a breach is an
+	// authorization failure, as DD-D01's dd-bad-topic needs).
+	BrokerPolicy string
 	// Command is the command line recorded in the report.
 	Command []string
 	// Progress receives one line per phase (nil: discarded).
@@ -201,7 +205,7 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 	logf("starting %s target with %s", o.Target, filepath.Base(o.Firmware))
 	cfg := session.Config{
 		Target:       target,
-		BrokerConfig: broker.Config{Throttle: broker.NoThrottle},
+		BrokerConfig: broker.Config{Throttle: broker.NoThrottle, Policy: o.BrokerPolicy},
 		Profile:      prof,
 		Vars:         vars,
 		Faults:       o.Faults,
