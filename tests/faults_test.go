@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -43,6 +44,14 @@ func runConformance(t *testing.T, name string, faults ...string) *report.Report 
 	}
 	if name == "clean" { // DD-D01 is judged, and a generous profile raises no alarm
 		opts.SecurityProfiles = []string{filepath.Join(repoRoot(), "fixtures", "security-profiles", "generous.json")}
+	}
+	for _, f := range faults { // a DD-D01 fault is judged against its own security profile
+		if p := filepath.Join(repoRoot(), "fixtures", "security-profiles", f+".json"); fileExists(p) {
+			opts.SecurityProfiles = append(opts.SecurityProfiles, p)
+		}
+		if f == "dd-bad-topic" { // only a strict policy refuses its publish
+			opts.BrokerPolicy = "strict"
+		}
 	}
 	rep, err := runner.Run(ctx, opts)
 	require.NoError(t, err)
@@ -134,4 +143,9 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

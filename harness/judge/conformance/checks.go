@@ -64,5 +64,5 @@ var catalogue = []Check{
 	{ID: "DD-X02", Title: "Stays within its own thing's topics", Severity: SeverityFail,
 		Citation: citePolicy, ProvenBy: "wrong-thing", Run: checkOwnTopics},
 	{ID: "DD-D01", Title: "No behaviour alarms during normal operation", Severity: SeverityFail,
-		Citation: citeDetect, ProvenBy: "no firmware fault proven yet: recorded runs and Go device models against fixtures/security-profiles (harness/judge/conformance/detect_test.go)", Run: checkDetect},
+		Citation: citeDetect, ProvenBy: "dd-extra-out, dd-listen, dd-bad-topic (each with fixtures/security-profiles/<fault>.json)", Run: checkDetect},
 }
