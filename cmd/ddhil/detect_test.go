@@ -120,3 +120,25 @@ func TestRunRejectsInvalidProfile(t *testing.T) {
 	require.Equal(t, exitUsage, code)
 	assert.Contains(t, stderr, `--broker-policy "lax": want open or strict`)
 }
+
+// --baseline: statistical thresholds take their percentile from a fleet
+// recording (here the clean run itself: nothing exceeds its p100, much
+// exceeds its p0).
+func TestDetectBaseline(t *testing.T) {
+	dir := t.TempDir()
+	for stat, want := range map[string]int{"p100": exitOK, "p0": exitFail} {
+		prof := filepath.Join(dir, stat+".json")
+		require.NoError(t, os.WriteFile(prof, []byte(`[{"name":"BytesOutVsFleet","metric":"aws:all-bytes-out","criteria":{"comparisonOperator":"less-than-equals","statisticalThreshold":{"statistic":"`+stat+`"},"durationSeconds":300}}]`), 0o644))
+		out := filepath.Join(dir, stat)
+		code, _, stderr := runCLI("detect", "--security-profile", prof, "--events", cleanRun+"/events.jsonl", "--baseline", cleanRun+"/events.jsonl", "--out", out)
+		require.Equal(t, want, code, "%s: %s", stat, stderr)
+		o := readDetect(t, filepath.Join(out, "detect.json"))
+		assert.Positive(t, o.Detect.Datapoints[stat+"/BytesOutVsFleet"])
+		for _, v := range o.Detect.Violations {
+			require.NotNil(t, v.Threshold)
+			if v.State == "in-alarm" {
+				assert.Greater(t, float64(*v.Value.Count), *v.Threshold)
+			}
+		}
+	}
+}
