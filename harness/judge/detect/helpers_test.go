@@ -17,11 +17,11 @@ var T0 = time.Unix(1767225600, 0).UTC()
 // log builds a broker event log the way the broker writes it: reports go
 // through the real validator, so a datapoint is what AWS would accept.
 type log struct {
-	t      *testing.T
+	t      testing.TB
 	events []broker.Event
 }
 
-func newLog(t *testing.T) *log { return &log{t: t} }
+func newLog(t testing.TB) *log { return &log{t: t} }
 
 func (l *log) add(ev broker.Event) {
 	ev.Seq = uint64(len(l.events)) + 1
