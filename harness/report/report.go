@@ -105,6 +105,10 @@ type Report struct {
 	// transport only; the first and last MaxATExchange/2 commands of a long
 	// run): what a reviewer needs when a device never reached MQTT.
 	ATExchange []ATCommand `json:"at_exchange,omitempty"`
+	// Detect is present when the run evaluated security profiles, Audit
+	// when it ran the Audit checks (detect.go).
+	Detect *Detect `json:"detect,omitempty"`
+	Audit  *Audit  `json:"audit,omitempty"`
 }
 
 // MaxATExchange bounds the commands a report keeps (link.jsonl has all).

@@ -105,11 +105,12 @@ const (
 	laneExpected
 	laneReports
 	laneResponses
+	laneAlarms
 )
 
 var laneNames = map[laneID]string{
 	lanePhase: "phases", laneHarness: "harness", laneLink: "connection", laneExpected: "expected",
-	laneReports: "reports", laneResponses: "responses",
+	laneReports: "reports", laneResponses: "responses", laneAlarms: "alarms",
 }
 
 // layoutTimeline turns the report's timeline, schedule and reports into
@@ -183,6 +184,9 @@ func layoutTimeline(f *Report, reportOf func(m Mark) (int, bool), flagged [][]st
 	}
 	if has[MarkResponse] {
 		lanes = append(lanes, laneResponses)
+	}
+	if f.Detect != nil {
+		lanes = append(lanes, laneAlarms)
 	}
 
 	t := &svgTimeline{
@@ -346,6 +350,9 @@ func layoutTimeline(f *Report, reportOf func(m Mark) (int, bool), flagged [][]st
 				t.Paths = append(t.Paths, svgPath{D: diamond(x(m.At), lresp.Mid, 6), Class: "resp " + statusClass(m.Status), Title: markTitle(m)})
 			}
 		}
+	}
+	if la, ok := laneAt[laneAlarms]; ok {
+		alarmLayer(t, f, la, x, span)
 	}
 	return t
 }

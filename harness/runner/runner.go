@@ -55,6 +55,24 @@ type Options struct {
 	Settings target.Settings
 	// Screenshot renders report.png with headless Chromium when available.
 	Screenshot bool
+	// SecurityProfiles are Detect definition files (security profiles,
+	// custom metrics, dimensions in AWS JSON) evaluated by DD-D01, on top
+	// of the device profile's security_profiles. An invalid one stops the
+	// run before anything boots with an error wrapping
+	// detect.ErrInvalidProfile.
+	SecurityProfiles []string
+	// Baselines are fleet recordings (events.jsonl) for statistical
+	// thresholds.
+	Baselines []string
+	// Audit runs the device-facing Audit checks on the run; IoTPolicies
+	// (policy documents) and Revoked (CRLs or lists) feed them.
+	Audit       bool
+	IoTPolicies []string
+	Revoked     []string
+	// BrokerPolicy is broker.PolicyOpen ("" too) or broker.PolicyStrict
+	// (a device may use only its own thing's topics; a breach is an
+	// authorization failure, as DD-D01's dd-bad-topic needs).
+	BrokerPolicy string
 	// Command is the command line recorded in the report.
 	Command []string
 	// Progress receives one line per phase (nil: discarded).
@@ -102,6 +120,12 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	capture, labErr := execute(ctx, p, rep, logf)
 	checks := p.Checks
 	finish(rep, capture, checks, labErr, ctx.Err(), started)
+	if capture != nil {
+		fillDetect(rep, capture, started)
+		if err := fillAudit(rep, capture, o, started); err != nil {
+			logf("audit: %v", err)
+		}
+	}
 	if err := report.WriteAll(o.OutDir, rep); err != nil {
 		return rep, fmt.Errorf("runner: writing reports: %w", err)
 	}
@@ -171,7 +195,7 @@ func execute(ctx context.Context, p *Prepared, rep *report.Report, logf func(str
 	logf("starting %s target with %s", o.Target, filepath.Base(o.Firmware))
 	cfg := session.Config{
 		Target:       target,
-		BrokerConfig: broker.Config{Throttle: broker.NoThrottle},
+		BrokerConfig: broker.Config{Throttle: broker.NoThrottle, Policy: o.BrokerPolicy},
 		Profile:      prof,
 		Vars:         vars,
 		Faults:       o.Faults,
@@ -212,6 +236,7 @@ func execute(ctx context.Context, p *Prepared, rep *report.Report, logf func(str
 	}
 	if capture != nil {
 		capture.Expect = exp
+		capture.SecurityProfiles, capture.Baseline = p.Detect, p.Baseline
 	}
 	return capture, runErr
 }

@@ -156,10 +156,6 @@ func (r *runner) failed(phase, format string, args ...any) {
 	r.s.Action(conformance.ActionStepFailed, msg)
 }
 
-func (r *runner) await(ctx context.Context, phase string, n int, within time.Duration) error {
-	return r.awaitAfter(ctx, phase, r.s.Mark(), n, within)
-}
-
 // awaitAfter waits for n reports after mark, at most within. Missing
 // reports are the firmware's business (the checks judge them); a dead
 // target or a cancelled run is returned.

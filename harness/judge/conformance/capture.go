@@ -10,6 +10,7 @@ import (
 
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/broker/defender"
+	"github.com/ddhil/ddhil/harness/judge/detect"
 )
 
 // Capture is everything a run observed. All times are offsets on one clock:
@@ -35,6 +36,11 @@ type Capture struct {
 	// Commands are the AT commands the firmware sent the emulated module,
 	// with its answers (evidence; no check judges them).
 	Commands []ATCommand
+	// SecurityProfiles are the Detect profiles DD-D01 evaluates (nil: the
+	// check is skipped); Baseline is the fleet recording statistical
+	// thresholds take their percentiles from.
+	SecurityProfiles *detect.Definitions
+	Baseline         detect.Baseline
 }
 
 // Expectations come from the device profile, overridable per run.
