@@ -40,6 +40,10 @@ type Finding struct {
 type Outcome struct {
 	Findings   []Finding
 	SkipReason string
+	// Inconclusive, with no findings, says the check could not judge because
+	// the host stalled the run more than its tolerance absorbs: a lab
+	// problem (status error), never the firmware's failure.
+	Inconclusive string
 }
 
 // Check is one entry of the catalogue. IDs are stable once published.
@@ -135,13 +139,23 @@ func evaluateOne(c *Capture, ch Check) (res Result) {
 			res.Error = fmt.Sprintf("check panicked: %v", p)
 		}
 	}()
-	o := ch.Run(c)
+	judged := c
+	if onTargetClock[ch.ID] {
+		judged = c.inTargetTime()
+	}
+	o := ch.Run(judged)
+	if onTargetClock[ch.ID] {
+		stampClocks(judged, o.Findings)
+	}
 	res.Findings = o.Findings
 	switch {
 	case len(o.Findings) > 0 && ch.Severity == SeverityWarn:
 		res.Status = StatusWarn
 	case len(o.Findings) > 0:
 		res.Status = StatusFail
+	case o.Inconclusive != "":
+		res.Status = StatusError
+		res.Error = "inconclusive (lab problem, not a firmware failure): " + o.Inconclusive
 	case o.SkipReason != "":
 		res.Status = StatusSkip
 		res.SkipReason = o.SkipReason

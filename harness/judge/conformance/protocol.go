@@ -125,45 +125,4 @@ func checkClientID(c *Capture) Outcome {
 	})
 }
 
-// ---- timing ----
-
-// checkFirstReport: after every MQTT connection that stays up long enough,
-// the first report arrives within the bound.
-func checkFirstReport(c *Capture) Outcome {
-	bound := c.Expect.FirstReportBound
-	conns := c.Connects()
-	if len(conns) == 0 {
-		return skip("the device never connected")
-	}
-	reports := c.Reports()
-	var out Outcome
-	for _, conn := range conns {
-		end := c.End
-		for _, ev := range c.Events {
-			if ev.Kind == broker.EventDisconnect && ev.ConnID == conn.ConnID && ev.Mono >= conn.Mono {
-				end = ev.Mono
-				break
-			}
-		}
-		var first *ReportView
-		for i := range reports {
-			if reports[i].Event.ConnID == conn.ConnID {
-				first = &reports[i]
-				break
-			}
-		}
-		switch {
-		case first != nil && first.At()-conn.Mono > bound:
-			out.Findings = append(out.Findings, finding(first,
-				fmt.Sprintf("first report %s after the connection; bound %s", round(first.At()-conn.Mono), bound),
-				map[string]any{"connected_at": conn.Mono.String(), "first_report_at": first.At().String(), "bound": bound.String()}))
-		case first == nil && end-conn.Mono > bound:
-			out.Findings = append(out.Findings, Finding{At: conn.Mono,
-				Message:  fmt.Sprintf("no report within %s of the connection (connection lasted %s)", bound, round(end-conn.Mono)),
-				Evidence: map[string]any{"connected_at": conn.Mono.String(), "bound": bound.String(), "conn_id": conn.ConnID}})
-		}
-	}
-	return out
-}
-
 func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
