@@ -45,3 +45,17 @@ type ClockInfo struct {
 type Pider interface {
 	Pid() int
 }
+
+// ClockOf returns t's clock when it has one on this run: a driver whose
+// clock depends on the firmware or the configuration (a tick counter that
+// may be absent) also implements HasClock.
+func ClockOf(t Target) (Clock, bool) {
+	c, ok := t.(Clock)
+	if !ok {
+		return nil, false
+	}
+	if h, ok := t.(interface{ HasClock() bool }); ok && !h.HasClock() {
+		return nil, false
+	}
+	return c, true
+}
