@@ -44,7 +44,7 @@ func TestCrashDuringProvisioningIsAFirmwareFailure(t *testing.T) {
 	elf := filepath.Join(dir, "testfw.elf")
 	out, err := exec.Command("arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-Os",
 		"-nostdlib", "-nostartfiles", "-ffreestanding", "-Wall", "-Wextra", "-Werror",
-		"-T", "../qemu/testdata/testfw.ld", "-o", elf, "../qemu/testdata/testfw.c").CombinedOutput()
+		"-T", "../target/qemu/testdata/testfw.ld", "-o", elf, "../target/qemu/testdata/testfw.c").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	prof := filepath.Join(dir, "crash.yaml")
 	require.NoError(t, os.WriteFile(prof, []byte(crashProfile), 0o644))

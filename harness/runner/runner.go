@@ -19,6 +19,7 @@ import (
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/hostload"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/scenario"
@@ -112,8 +113,11 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	hostStart, _ := hostload.Read()
 	capture, labErr := execute(ctx, o, rep, logf)
 	finish(rep, capture, checks, labErr, ctx.Err(), started)
+	recordHost(rep, capture, hostStart)
+	logf("host: %s", rep.Run.HostLoad)
 	if err := report.WriteAll(o.OutDir, rep); err != nil {
 		return rep, fmt.Errorf("runner: writing reports: %w", err)
 	}
@@ -219,6 +223,24 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 		capture.Expect = exp
 	}
 	return capture, runErr
+}
+
+// recordHost puts the host's CPUs, load, steal time and the stalls it
+// caused into the report: a timing verdict is only as good as its host.
+func recordHost(rep *report.Report, c *conformance.Capture, start hostload.Snapshot) {
+	end, _ := hostload.Read()
+	rec := hostload.Between(start, end)
+	if c != nil {
+		var samples []hostload.Sample
+		for _, st := range c.Stalls {
+			samples = append(samples, hostload.Sample{At: st.At, Emulator: st.Emulator, Harness: st.Harness})
+		}
+		hostload.Summarise(&rec, samples)
+		if tb := c.TimeBase(); tb != "host" {
+			rep.Run.TargetClock = tb
+		}
+	}
+	rep.Run.HostLoad = &rec
 }
 
 // finish evaluates the checks and fills the report.
