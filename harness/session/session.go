@@ -480,6 +480,10 @@ type Published struct {
 	Keys   string        `json:"keys,omitempty"`
 	Bytes  int           `json:"bytes,omitempty"`
 	Line   string        `json:"line"`
+	// Stamp is the firmware's own time of the line (the marker's optional
+	// (?P<ms>...) group, in ms): the report's time at its source, which no
+	// host delay between the target and the harness can move.
+	Stamp *time.Duration `json:"stamp_ns,omitempty"`
 }
 
 func (s *Session) collectPublished(sub *console.Subscription, re *regexp.Regexp) {
@@ -500,6 +504,10 @@ func (s *Session) collectPublished(sub *console.Subscription, re *regexp.Regexp)
 		}
 		n, _ := strconv.Atoi(group(m, "bytes"))
 		p := Published{At: l.Mono, ID: id, Format: group(m, "format"), Keys: group(m, "keys"), Bytes: n, Line: l.Text}
+		if ms, err := strconv.ParseUint(group(m, "ms"), 10, 63); err == nil {
+			st := time.Duration(ms) * time.Millisecond
+			p.Stamp = &st
+		}
 		s.mu.Lock()
 		s.published = append(s.published, p)
 		s.mu.Unlock()
@@ -570,6 +578,14 @@ func (s *Session) Capture() (*conformance.Capture, error) {
 		End: time.Since(s.epoch) + shift}
 	if s.clock != nil {
 		c.TargetClock = s.clock.TargetClock(shift)
+		for _, p := range s.Published() {
+			if p.Stamp != nil {
+				if c.ReportStamps == nil {
+					c.ReportStamps = map[uint64]time.Duration{}
+				}
+				c.ReportStamps[p.ID] = *p.Stamp
+			}
+		}
 	}
 	if s.load != nil {
 		for _, st := range s.load.Samples() {

@@ -36,9 +36,15 @@ type Capture struct {
 	TargetClock *TargetClock
 	// Stalls are what the host took from the run, per sampling period.
 	Stalls []Stall
+	// ReportStamps are the firmware's own stamps of its "report published"
+	// log lines by report id (its ms counter). On a target clock they place
+	// each report at its source: a host that delivers the bytes late cannot
+	// move it (see inTargetTime).
+	ReportStamps map[uint64]time.Duration
 
-	judgedOn string   // set on a target-time view: the clock's name
-	host     *Capture // set on a target-time view: the host-time capture
+	judgedOn string          // set on a target-time view: the clock's name
+	host     *Capture        // set on a target-time view: the host-time capture
+	stamped  map[uint64]bool // on a target-time view: report seqs placed by their stamp
 }
 
 // Expectations come from the device profile, overridable per run.
@@ -368,7 +374,54 @@ func (c *Capture) inTargetTime() *Capture {
 		v.Stalls[i].At = tc.At(v.Stalls[i].At)
 	}
 	v.End = tc.At(c.End)
+	v.placeByStamps()
 	return &v
+}
+
+// placeByStamps moves each report of a target-time view to its firmware
+// stamp. Stamps restart with the firmware, and a connection never outlives
+// a boot, so each connection's stamps get one offset onto the target clock
+// (the median of interpolated minus stamped time): differences between its
+// reports are then the firmware's exactly. A connection whose stamps run
+// outside MinRate..MaxRate of the interpolated clock keeps interpolation:
+// the firmware's counter is not believed over the emulator's clock.
+func (v *Capture) placeByStamps() {
+	if len(v.ReportStamps) == 0 {
+		return
+	}
+	byConn := map[string][]int{}
+	for i, ev := range v.Events {
+		if ev.Kind != broker.EventReport || ev.Result == nil || !ev.Result.HeaderParsed {
+			continue
+		}
+		if _, ok := v.ReportStamps[ev.Result.ReportID]; ok {
+			byConn[ev.ConnID] = append(byConn[ev.ConnID], i)
+		}
+	}
+	v.stamped = map[uint64]bool{}
+	for _, idx := range byConn {
+		offs := make([]time.Duration, len(idx))
+		for k, i := range idx {
+			offs[k] = v.Events[i].Mono - v.ReportStamps[v.Events[i].Result.ReportID]
+		}
+		if n := len(idx); n >= 2 {
+			first, last := v.Events[idx[0]], v.Events[idx[n-1]]
+			span := last.Mono - first.Mono
+			stampSpan := v.ReportStamps[last.Result.ReportID] - v.ReportStamps[first.Result.ReportID]
+			if span > 0 {
+				if r := float64(stampSpan) / float64(span); r < MinRate || r > MaxRate {
+					continue
+				}
+			}
+		}
+		sorted := append([]time.Duration(nil), offs...)
+		sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
+		off := sorted[len(sorted)/2]
+		for _, i := range idx {
+			v.Events[i].Mono = v.ReportStamps[v.Events[i].Result.ReportID] + off
+			v.stamped[v.Events[i].Seq] = true
+		}
+	}
 }
 
 // hostAt maps a time of a target-time view back to the capture's host
@@ -409,10 +462,26 @@ func (c *Capture) stallIn(a, b time.Duration) (time.Duration, string) {
 		}
 	}
 	if c.host != nil {
-		unc := c.TargetClock.Uncertainty(c.hostAt(a)) + c.TargetClock.Uncertainty(c.hostAt(b))
+		var unc time.Duration
+		for _, t := range []time.Duration{a, b} {
+			if !c.stampedAt(t) {
+				unc += c.TargetClock.Uncertainty(c.hostAt(t))
+			}
+		}
 		return 2*late + unc, fmt.Sprintf("harness timers up to %s late, target clock interpolated to within %s", round(late), round(unc))
 	}
 	return emu + 2*late, fmt.Sprintf("emulator waited %s for a CPU, harness timers up to %s late", round(emu), round(late))
+}
+
+// stampedAt reports whether a report placed by its firmware stamp sits at
+// t (its time is exact: no interpolation error).
+func (c *Capture) stampedAt(t time.Duration) bool {
+	for _, ev := range c.Events {
+		if ev.Mono == t && c.stamped[ev.Seq] {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultStallSample is the stall sampling period (hostload's): a window

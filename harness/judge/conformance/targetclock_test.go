@@ -156,3 +156,37 @@ func TestLateFirstReportStall(t *testing.T) {
 	st, _ = statusOf(d.c, "DD-T01")
 	assert.Equal(t, StatusFail, st, "on the target clock the emulator's stall does not count")
 }
+
+// A host that delivers some reports late (here by 0-300 ms) spreads their
+// interpolated times; the firmware's stamps put them back exactly.
+func TestReportStampsUndoDeliveryDelays(t *testing.T) {
+	d := newDevice(t)
+	d.phase("normal")
+	d.connect()
+	delays := []time.Duration{0, 300, 10, 280, 0, 290, 5, 0}
+	stamps := map[uint64]time.Duration{}
+	for i, dl := range delays {
+		d.advance(dl * time.Millisecond)
+		id := d.report()
+		stamps[id] = 5*time.Second + time.Duration(i)*time.Second // the firmware's ms counter
+		d.advance(time.Second - dl*time.Millisecond)
+	}
+	d.c.End = d.now
+	d.c.TargetClock = &TargetClock{Name: "renode-virtual"}
+	for h := time.Duration(0); h <= d.c.End; h += 20 * time.Millisecond {
+		d.c.TargetClock.Samples = append(d.c.TargetClock.Samples, ClockSample{Host: h + time.Millisecond, Target: h + time.Millisecond})
+	}
+	st, _ := statusOf(d.c, "DD-T02")
+	require.Equal(t, StatusFail, st, "delivery delays of 300 ms break the jitter bound on interpolated time")
+
+	d.c.ReportStamps = stamps
+	st, why := statusOf(d.c, "DD-T02")
+	assert.Equal(t, StatusPass, st, why)
+
+	// Stamps that disagree wildly with the emulator's clock are not used.
+	for id := range stamps {
+		stamps[id] *= 3
+	}
+	st, _ = statusOf(d.c, "DD-T02")
+	assert.Equal(t, StatusFail, st)
+}

@@ -79,6 +79,11 @@ type Config struct {
 	Telnet bool
 	// Log receives Renode's log (its stdout and stderr). Nil discards it.
 	Log io.Writer
+	// Compress lets virtual time run ahead of host time while the firmware
+	// idles (quantum 10 ms, AdvanceImmediately): a 300 s production period
+	// is judged in seconds. Only sound when every host-side timer the
+	// firmware waits on is short against its own timeouts (docs/timing.md).
+	Compress bool
 	// StartTimeout bounds process start-up to the ready log line (default
 	// 60 s local, 180 s container: the first run may pull the image).
 	StartTimeout time.Duration
@@ -175,6 +180,9 @@ func New(cfg Config) (*Target, error) {
 	if t.image != "" {
 		t.info.Extra["image"] = t.image
 	}
+	if cfg.Compress {
+		t.info.Extra["time"] = "compressed (quantum " + CompressQuantum + " s, advance immediately)"
+	}
 	if cfg.Resc != "" {
 		t.info.Extra["resc"] = cfg.Resc
 	}
@@ -247,6 +255,13 @@ func (t *Target) start(ctx context.Context) error {
 	}
 	if t.cfg.Resc != "" {
 		for _, c := range resc.TerminalCommands(t.uarts(t.renodePorts())) {
+			if _, err := t.execute(ctx, c); err != nil {
+				return err
+			}
+		}
+	}
+	if t.cfg.Compress {
+		for _, c := range compressCommands {
 			if _, err := t.execute(ctx, c); err != nil {
 				return err
 			}

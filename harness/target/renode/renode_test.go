@@ -426,3 +426,14 @@ func TestInfoBeforeStart(t *testing.T) {
 	info.Extra["mode"] = "changed"
 	assert.Equal(t, "local", tgt.Info().Extra["mode"], "Info returns a copy")
 }
+
+func TestParseCurrentTime(t *testing.T) {
+	d, err := parseCurrentTime("Current virtual time: 00:00:02.213400000\nCurrent real time: 00:00:02.213455100\n\n")
+	require.NoError(t, err)
+	assert.Equal(t, 2213400*time.Microsecond, d)
+	d, err = parseCurrentTime("Current virtual time: 01:02:03.5\n")
+	require.NoError(t, err)
+	assert.Equal(t, time.Hour+2*time.Minute+3500*time.Millisecond, d)
+	_, err = parseCurrentTime("No such command or device: currentTime")
+	assert.Error(t, err)
+}
