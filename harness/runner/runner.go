@@ -53,8 +53,10 @@ type Options struct {
 	QEMUBinary   string
 	RenodeBinary string
 	RenodeImage  string
-	HWMap        string
-	Board        string
+	// Compress runs Renode with time compression (docs/timing.md).
+	Compress bool
+	HWMap    string
+	Board    string
 	// Screenshot renders report.png with headless Chromium when available.
 	Screenshot bool
 	// Command is the command line recorded in the report.
@@ -180,6 +182,12 @@ func execute(ctx context.Context, o Options, rep *report.Report, logf func(strin
 		Faults:       o.Faults,
 		OutDir:       o.OutDir,
 		Logf:         logf,
+	}
+	if o.Compress {
+		// The module's power-up delay runs on host time: at a 34× speed-up
+		// 300 ms would be 10 s of the firmware's time, near its 15 s AT
+		// sync limit. Keep it short against every firmware timeout.
+		cfg.Module.ReadyDelay = 10 * time.Millisecond
 	}
 	if sc, ok := target.(SessionConfigurer); ok {
 		if err := sc.ConfigureSession(&cfg); err != nil {

@@ -468,7 +468,12 @@ func (c *Capture) stallIn(a, b time.Duration) (time.Duration, string) {
 				unc += c.TargetClock.Uncertainty(c.hostAt(t))
 			}
 		}
-		return 2*late + unc, fmt.Sprintf("harness timers up to %s late, target clock interpolated to within %s", round(late), round(unc))
+		if r := c.TargetClock.Rate(); c.TargetClock.Compressed && r > 1 {
+			// Compressed: the target runs on while the harness is late, so a
+			// late answer costs the firmware that much more virtual time.
+			late = time.Duration(float64(late) * r)
+		}
+		return 2*late + unc, fmt.Sprintf("harness timers up to %s late (on the target clock), target clock interpolated to within %s", round(late), round(unc))
 	}
 	return emu + 2*late, fmt.Sprintf("emulator waited %s for a CPU, harness timers up to %s late", round(emu), round(late))
 }
