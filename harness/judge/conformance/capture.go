@@ -418,7 +418,7 @@ func (v *Capture) placeByStamps() {
 		sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
 		off := sorted[len(sorted)/2]
 		for _, i := range idx {
-			v.Events[i].Mono = v.ReportStamps[v.Events[i].Result.ReportID] + off
+			v.Events[i].Mono = v.keepOrder(v.host.Events[i].Mono, v.ReportStamps[v.Events[i].Result.ReportID]+off)
 			v.stamped[v.Events[i].Seq] = true
 		}
 	}
@@ -476,6 +476,29 @@ func (c *Capture) stallIn(a, b time.Duration) (time.Duration, string) {
 		return 2*late + unc, fmt.Sprintf("harness timers up to %s late (on the target clock), target clock interpolated to within %s", round(late), round(unc))
 	}
 	return emu + 2*late, fmt.Sprintf("emulator waited %s for a CPU, harness timers up to %s late", round(emu), round(late))
+}
+
+// keepOrder clamps t, the target time of something the host saw at host,
+// between the harness actions around it: the harness acted on what it had
+// seen (a phase ends after its last report), and moving a report to its
+// stamp must not put it on the other side of such an action.
+func (v *Capture) keepOrder(host, t time.Duration) time.Duration {
+	lo, hi := time.Duration(-1<<63), time.Duration(1<<63-1)
+	for i, a := range v.host.Actions {
+		switch at := v.Actions[i].At; {
+		case a.At <= host && at > lo:
+			lo = at
+		case a.At > host && at < hi:
+			hi = at
+		}
+	}
+	if t < lo {
+		return lo
+	}
+	if t >= hi {
+		return hi - 1
+	}
+	return t
 }
 
 // stampedAt reports whether a report placed by its firmware stamp sits at

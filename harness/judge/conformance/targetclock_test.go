@@ -190,3 +190,42 @@ func TestReportStampsUndoDeliveryDelays(t *testing.T) {
 	st, _ = statusOf(d.c, "DD-T02")
 	assert.Equal(t, StatusFail, st)
 }
+
+// A report moved to its stamp stays on the side of a harness action it was
+// seen on: the phase that ended after it keeps it.
+func TestStampsKeepReportsInTheirPhase(t *testing.T) {
+	d := newDevice(t)
+	d.phase("normal")
+	d.connect()
+	stamps := map[uint64]time.Duration{}
+	for i := 0; i < 4; i++ {
+		id := d.report()
+		stamps[id] = time.Duration(i)*time.Second + 400*time.Millisecond // logged 400 ms after the broker saw it
+		if i < 3 {
+			d.advance(time.Second)
+		}
+	}
+	d.advance(time.Millisecond)
+	d.phase("disconnect") // the scenario moved on right after the 4th report
+	d.advance(time.Second)
+	d.c.End = d.now
+	d.c.TargetClock = &TargetClock{Name: "renode-virtual"}
+	for h := time.Duration(0); h <= d.c.End; h += 20 * time.Millisecond {
+		d.c.TargetClock.Samples = append(d.c.TargetClock.Samples, ClockSample{Host: h, Target: h})
+	}
+	d.c.ReportStamps = stamps
+	// The last report's line came 300 ms later than the others': placed
+	// by its stamp it would cross the phase change.
+	for id, st := range stamps {
+		if st == 3*time.Second+400*time.Millisecond {
+			stamps[id] = st + 300*time.Millisecond
+		}
+	}
+	st, why := statusOf(d.c, "DD-T02")
+	assert.Equal(t, StatusPass, st, "all four reports stay in the normal phase: %s", why)
+	v := d.c.inTargetTime()
+	for _, r := range v.normalReports() {
+		assert.Less(t, r.At(), v.ActionsOf(ActionPhase)[1].At)
+	}
+	assert.Len(t, v.normalReports(), 4)
+}
