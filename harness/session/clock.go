@@ -194,3 +194,44 @@ func stamp[T any](tc *conformance.TargetClock, rec T, at time.Duration) any {
 	t := tc.At(at)
 	return stamped[T]{Rec: rec, TargetNS: &t}
 }
+
+// WithTargetTimeout is context.WithTimeout on the target's clock: the
+// context ends once the target has run for d (a phase budget of the
+// scenario is the firmware's time, which a loaded host slows and a
+// compressed run speeds up). Without a target clock it is host time; with
+// one, host time still caps it at 3×d + 30 s, for a target that stopped.
+func (s *Session) WithTargetTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if s.clock == nil {
+		return context.WithTimeout(ctx, d)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*d+30*time.Second)
+	latest := func() (time.Duration, bool) {
+		smp := s.clock.Samples()
+		if len(smp) == 0 {
+			return 0, false
+		}
+		return smp[len(smp)-1].Target, true
+	}
+	start, ok := latest()
+	go func() {
+		t := time.NewTicker(ClockInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				now, have := latest()
+				switch {
+				case !have:
+				case !ok:
+					start, ok = now, true
+				case now-start >= d:
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return ctx, cancel
+}

@@ -89,3 +89,25 @@ func TestStampedJSON(t *testing.T) {
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"at":0,"kind":"reset"}`, string(b), "no target clock: host time only")
 }
+
+// A phase budget on the target clock ends when the target has run that
+// long, not when the host has.
+func TestWithTargetTimeout(t *testing.T) {
+	f := &fakeClock{info: target.ClockInfo{Name: "virt"}}
+	for i := 0; i < 100000; i++ {
+		f.vals = append(f.vals, time.Duration(i)*10*time.Millisecond) // 10 ms of target time per 20 ms sample
+	}
+	s := &Session{clock: startClock(f, time.Now())}
+	defer s.clock.Stop()
+	start := time.Now()
+	ctx, cancel := s.WithTargetTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	<-ctx.Done()
+	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "a target at half speed takes twice as long on the host")
+	assert.ErrorIs(t, ctx.Err(), context.Canceled)
+
+	host, hcancel := (&Session{}).WithTargetTimeout(context.Background(), 10*time.Millisecond)
+	defer hcancel()
+	<-host.Done()
+	assert.ErrorIs(t, host.Err(), context.DeadlineExceeded, "no target clock: host time")
+}
