@@ -119,7 +119,11 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	capture, labErr := execute(ctx, o, rep, logf)
 	finish(rep, capture, checks, labErr, ctx.Err(), started)
 	recordHost(rep, capture, hostStart)
-	logf("host: %s", rep.Run.HostLoad)
+	judged := rep.Run.TargetClock
+	if judged == "" {
+		judged = "host time"
+	}
+	logf("host: %s; timing judged on %s", rep.Run.HostLoad, judged)
 	if err := report.WriteAll(o.OutDir, rep); err != nil {
 		return rep, fmt.Errorf("runner: writing reports: %w", err)
 	}

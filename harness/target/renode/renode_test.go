@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/renode/container"
 	"github.com/ddhil/ddhil/harness/target/renode/internal/dockertest"
 	"github.com/ddhil/ddhil/harness/target/renode/internal/fakerenode"
@@ -397,6 +398,17 @@ func TestLocalQEMUMode(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "through the cpu\n", readLine(t, cr, console))
 	assert.Equal(t, "1.16.1 (fake-ddhil+qemu)", tgt.Info().Version)
+
+	clk, ok := target.ClockOf(tgt)
+	require.True(t, ok, "Renode's virtual time is a target clock")
+	assert.Equal(t, "renode-virtual", clk.ClockInfo().Name)
+	v1, err := clk.TargetTime(ctx)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		v2, err := clk.TargetTime(ctx)
+		return err == nil && v2 > v1
+	}, 10*time.Second, 10*time.Millisecond, "virtual time advances while the emulation runs")
+	assert.NotZero(t, tgt.Pid(), "a local Renode has a process to measure")
 
 	require.NoError(t, tgt.Reset(ctx))
 	assert.Equal(t, "echo ready\r\n", readLine(t, cr, console), "system_reset reboots the firmware on the same stream")
