@@ -13,11 +13,13 @@ import (
 	"github.com/ddhil/ddhil/harness/target"
 )
 
-// ClockInterval is how often the session reads the target's clock. Every
-// host timestamp of the run is mapped onto the target's clock by
-// interpolating between these samples, so the interval bounds the mapping
-// error: 20 ms of host time is 20 ms of virtual time at real-time speed
-// and about 0.7 s at Renode's 34× compression, against a 300 s period.
+// ClockInterval is how often the session reads the target's clock unless
+// the target asks for less (ClockInfo.SampleEvery). Every host timestamp
+// of the run is mapped onto the target's clock by interpolating between
+// these samples, so the interval bounds the mapping error of events the
+// firmware does not stamp itself: 20 ms of host time is 20 ms of virtual
+// time at real-time speed and about 0.7 s at Renode's 34× compression,
+// against a 300 s period.
 const ClockInterval = 20 * time.Millisecond
 
 // clockSampler reads a target clock periodically and keeps (host, target)
@@ -33,6 +35,8 @@ type clockSampler struct {
 	bridge  time.Duration // added to raw readings of a clock that restarted
 	lastRaw time.Duration
 	nudge   chan struct{}
+	every   time.Duration
+	last    time.Time // when the last reading was taken
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -41,14 +45,17 @@ type clockSampler struct {
 
 func startClock(clk target.Clock, epoch time.Time) *clockSampler {
 	c := &clockSampler{clk: clk, info: clk.ClockInfo(), epoch: epoch, nudge: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), every: ClockInterval}
+	if c.info.SampleEvery > 0 {
+		c.every = c.info.SampleEvery
+	}
 	go c.run()
 	return c
 }
 
 func (c *clockSampler) run() {
 	defer close(c.done)
-	t := time.NewTicker(ClockInterval)
+	t := time.NewTicker(c.every)
 	defer t.Stop()
 	for {
 		c.sample()
@@ -58,6 +65,14 @@ func (c *clockSampler) run() {
 			return
 		case <-t.C:
 		case <-c.nudge:
+			// An extra reading right after an event, but never more than
+			// five per interval.
+			c.mu.Lock()
+			recent := time.Since(c.last) < c.every/5
+			c.mu.Unlock()
+			if recent {
+				continue
+			}
 		}
 	}
 }
@@ -81,7 +96,8 @@ func (c *clockSampler) sample() {
 	after := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err != nil || after.Sub(before) > 4*ClockInterval {
+	c.last = after
+	if err != nil || after.Sub(before) > 4*c.every {
 		c.errs++
 		return
 	}
@@ -214,7 +230,7 @@ func (s *Session) WithTargetTimeout(ctx context.Context, d time.Duration) (conte
 	}
 	start, ok := latest()
 	go func() {
-		t := time.NewTicker(ClockInterval)
+		t := time.NewTicker(s.clock.every)
 		defer t.Stop()
 		for {
 			select {

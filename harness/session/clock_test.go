@@ -41,7 +41,7 @@ func (f *fakeClock) ClockInfo() target.ClockInfo { return f.info }
 
 func TestClockSamplerBridgesAReset(t *testing.T) {
 	f := &fakeClock{vals: []time.Duration{time.Second, 2 * time.Second, 5 * time.Millisecond, 10 * time.Millisecond}, info: target.ClockInfo{Name: "ticks", ResetsWithTarget: true}}
-	c := &clockSampler{clk: f, info: f.info, epoch: time.Now()}
+	c := &clockSampler{clk: f, info: f.info, epoch: time.Now(), every: ClockInterval}
 	for i := 0; i < 4; i++ {
 		c.sample()
 	}
@@ -54,7 +54,7 @@ func TestClockSamplerBridgesAReset(t *testing.T) {
 
 func TestClockSamplerIgnoresAClockGoingBack(t *testing.T) {
 	f := &fakeClock{vals: []time.Duration{time.Second, 500 * time.Millisecond, 2 * time.Second}, info: target.ClockInfo{Name: "virt"}}
-	c := &clockSampler{clk: f, info: f.info, epoch: time.Now()}
+	c := &clockSampler{clk: f, info: f.info, epoch: time.Now(), every: ClockInterval}
 	for i := 0; i < 3; i++ {
 		c.sample()
 	}

@@ -37,6 +37,10 @@ type ClockInfo struct {
 	// Compressed says virtual time may run ahead of host time while the
 	// firmware idles.
 	Compressed bool `json:"compressed,omitempty"`
+	// SampleEvery is how often reading the clock is cheap enough (0: the
+	// session's default). Reading Renode's time goes through its serial
+	// monitor and slows the emulation when done too often.
+	SampleEvery time.Duration `json:"sample_every_ns,omitempty"`
 }
 
 // Pider is a target backed by a local process whose scheduling delay the

@@ -57,7 +57,10 @@ func parseCurrentTime(out string) (time.Duration, error) {
 
 // ClockInfo describes Renode's virtual time.
 func (t *Target) ClockInfo() target.ClockInfo {
-	info := target.ClockInfo{Name: "renode-virtual", Resolution: defaultQuantum, Compressed: t.cfg.Compress}
+	// Every currentTime is served by the monitor in turn with the
+	// emulation's own work: at 50 reads a second the time to the first
+	// accepted report grew from 8.8 to 14.3 s at load 10-14.
+	info := target.ClockInfo{Name: "renode-virtual", Resolution: defaultQuantum, Compressed: t.cfg.Compress, SampleEvery: 100 * time.Millisecond}
 	if t.cfg.Compress {
 		info.Resolution = 10 * time.Millisecond
 	}
