@@ -153,7 +153,7 @@ func fillTimeline(rep *report.Report, c *conformance.Capture, started time.Time)
 // stampTarget adds the target's clock to every mark and received report
 // when the capture has a trusted one (both clocks in the timeline).
 func stampTarget(rep *report.Report, c *conformance.Capture, shift time.Duration) {
-	if ok, _ := c.TargetClock.Trusted(); !ok {
+	if ok, _ := c.ClockTrusted(); !ok {
 		return
 	}
 	at := func(d time.Duration) *time.Duration {

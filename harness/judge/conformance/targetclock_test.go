@@ -133,6 +133,31 @@ func TestFirmwareClockOutsideRateBoundIsNotTrusted(t *testing.T) {
 	assert.True(t, ok)
 }
 
+// A firmware clock at 0.4× host time is believed when the emulator's
+// measured run-queue delay explains the deficit, not otherwise.
+func TestSlowFirmwareClockExplainedByStarvation(t *testing.T) {
+	c, samples := loadedRun(t, 2500*time.Millisecond, time.Second, 8)
+	c.TargetClock = &TargetClock{Name: "guest-ticks", FirmwareDerived: true, Samples: samples}
+	ok, why := c.ClockTrusted()
+	require.False(t, ok, "0.4× with no stall measured is a misconfigured clock")
+	assert.Contains(t, why, "does not explain")
+	for at := time.Duration(0); at <= c.End; at += DefaultStallSample {
+		c.Stalls = append(c.Stalls, Stall{At: at, Emulator: 40 * time.Millisecond})
+	}
+	ok, _ = c.ClockTrusted()
+	assert.True(t, ok, "60% starvation explains a 0.4× clock")
+	assert.Equal(t, "guest-ticks", c.TimeBase())
+	st, why := statusOf(c, "DD-T02")
+	assert.Equal(t, StatusPass, st, why)
+
+	c.TargetClock = &TargetClock{Name: "guest-ticks", FirmwareDerived: true, Samples: samples}
+	for i := range c.TargetClock.Samples {
+		c.TargetClock.Samples[i].Target *= 10 // 4× fast: never starvation
+	}
+	ok, _ = c.ClockTrusted()
+	assert.False(t, ok)
+}
+
 // A first report late on host time only because the host stalled is
 // inconclusive; late on the target clock it fails.
 func TestLateFirstReportStall(t *testing.T) {

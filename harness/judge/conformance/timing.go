@@ -27,7 +27,7 @@ func stampClocks(v *Capture, fs []Finding) {
 			f.At = v.hostAt(f.At)
 			f.Evidence["host_at"] = round(f.At).String()
 		} else if v.TargetClock != nil {
-			_, why := v.TargetClock.Trusted()
+			_, why := v.ClockTrusted()
 			f.Evidence["clock_note"] = why
 		}
 	}
