@@ -92,12 +92,12 @@ func describeCheck(rep *report.Report, id string) string {
 		if c.Error != "" {
 			s += ": " + c.Error
 		}
-		for _, f := range c.Findings {
+		if len(c.Findings) > 0 {
+			f := c.Findings[0]
 			s += ": " + f.Message
 			if ev, ok := f.Evidence["median_interval"]; ok {
 				s += fmt.Sprintf(" (median %v, jitter p95 %v)", ev, f.Evidence["jitter_p95"])
 			}
-			break
 		}
 		return s
 	}

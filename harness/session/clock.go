@@ -57,21 +57,22 @@ func (c *clockSampler) run() {
 	defer close(c.done)
 	t := time.NewTicker(c.every)
 	defer t.Stop()
+	c.sample()
 	for {
-		c.sample()
 		select {
 		case <-c.stop:
 			c.sample()
 			return
 		case <-t.C:
+			c.sample()
 		case <-c.nudge:
 			// An extra reading right after an event, but never more than
 			// five per interval.
 			c.mu.Lock()
 			recent := time.Since(c.last) < c.every/5
 			c.mu.Unlock()
-			if recent {
-				continue
+			if !recent {
+				c.sample()
 			}
 		}
 	}

@@ -111,3 +111,21 @@ func TestWithTargetTimeout(t *testing.T) {
 	<-host.Done()
 	assert.ErrorIs(t, host.Err(), context.DeadlineExceeded, "no target clock: host time")
 }
+
+// Nudges add readings after events, but at most five per interval.
+func TestNudgesAreCapped(t *testing.T) {
+	f := &fakeClock{info: target.ClockInfo{Name: "virt", SampleEvery: time.Hour}}
+	for i := 0; i < 1000; i++ {
+		f.vals = append(f.vals, time.Duration(i)*time.Millisecond)
+	}
+	c := startClock(f, time.Now())
+	require.Eventually(t, func() bool { return len(c.Samples()) == 1 }, 5*time.Second, time.Millisecond)
+	for i := 0; i < 50; i++ {
+		c.Nudge()
+	}
+	c.Stop()
+	f.mu.Lock()
+	reads := f.reads
+	f.mu.Unlock()
+	assert.LessOrEqual(t, reads, 2, "the first reading plus the one at Stop: nudges within a fifth of an hour are dropped")
+}
