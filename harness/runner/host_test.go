@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/hostload"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/report"
@@ -36,4 +37,12 @@ func TestRecordHostAndTargetClock(t *testing.T) {
 	host := report.New()
 	recordHost(host, &conformance.Capture{}, hostload.Snapshot{})
 	assert.Empty(t, host.Run.TargetClock, "no target clock: judged on host time")
+}
+
+// QEMU refuses time compression with the reason, as a lab error.
+func TestQEMUCompressIsALabError(t *testing.T) {
+	_, err := Targets["qemu"](Options{Compress: true, Firmware: "fw.elf"}, nil)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, harness.ErrLab)
+	assert.Contains(t, err.Error(), "docs/timing.md")
 }

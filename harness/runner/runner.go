@@ -55,8 +55,11 @@ type Options struct {
 	RenodeImage  string
 	// Compress runs Renode with time compression (docs/timing.md).
 	Compress bool
-	HWMap    string
-	Board    string
+	// TickSymbol names the firmware's millisecond counter QEMU reads as the
+	// target clock (default ticks_lo when the ELF has it; "-": none).
+	TickSymbol string
+	HWMap      string
+	Board      string
 	// Screenshot renders report.png with headless Chromium when available.
 	Screenshot bool
 	// Command is the command line recorded in the report.

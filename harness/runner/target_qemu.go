@@ -17,6 +17,6 @@ func init() {
 			// time (docs/timing.md): no sound compression here.
 			return nil, harness.LabError(errors.New("runner: --compress needs --target renode: QEMU 7.2 has no sound time compression (docs/timing.md)"))
 		}
-		return qemu.New(qemu.Config{Binary: o.QEMUBinary, Firmware: o.Firmware, Stderr: log})
+		return qemu.New(qemu.Config{Binary: o.QEMUBinary, Firmware: o.Firmware, Stderr: log, TickSymbol: o.TickSymbol})
 	}
 }
