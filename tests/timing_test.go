@@ -74,6 +74,16 @@ func TestCompressedProductionPeriod(t *testing.T) {
 		require.NotNil(t, last.TargetAt)
 		assert.Greater(t, *last.TargetAt, 3*productionPeriod, "at least three production periods of virtual time")
 	})
+	// Stepped: virtual time advances in 1 s slices, each once the module is
+	// idle, so a slow host costs the firmware at most a slice per exchange.
+	t.Run("stepped", func(t *testing.T) {
+		o := base
+		o.StepSlice = time.Second
+		o.OutDir = filepath.Join(t.TempDir(), "stepped")
+		rep, _ := runSuite(t, o)
+		require.Equal(t, 0, rep.ExitCode(), "verdict %s (%s): %v", rep.Verdict(), rep.VerdictReason(), failedChecks(rep))
+		assert.Contains(t, rep.Target.Extra["time"], "stepped")
+	})
 	// Normal reporting only: these faults show there.
 	for _, tc := range []struct{ fault, check string }{{"period-skew", "DD-T02"}, {"late-first", "DD-T01"}, {"burst", "DD-T03"}} {
 		t.Run(tc.fault, func(t *testing.T) {

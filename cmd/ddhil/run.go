@@ -52,6 +52,7 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.StringVar(&o.QEMUBinary, "qemu", "", "qemu-system-arm binary (default: from PATH)")
 	fs.StringVar(&o.RenodeBinary, "renode", "", "local Renode binary or launcher (target renode)")
 	fs.StringVar(&o.TickSymbol, "tick-symbol", "", "firmware's 32-bit ms counter QEMU reads as the target clock (default ticks_lo when present; - for none: timing judged on host time)")
+	fs.DurationVar(&o.StepSlice, "step-slice", 0, "with --compress: advance virtual time in slices of this length, each once the module is idle (e.g. 1s; docs/timing.md)")
 	fs.BoolVar(&o.Compress, "compress", false, "let virtual time run ahead while the firmware idles (target renode): judge a long period in seconds (docs/timing.md)")
 	fs.StringVar(&o.RenodeImage, "renode-image", "", "Renode container image (target renode; default antmicro/renode)")
 	fs.StringVar(&o.HWMap, "hwmap", "", "hardware map YAML (target board)")

@@ -55,6 +55,9 @@ type Options struct {
 	RenodeImage  string
 	// Compress runs Renode with time compression (docs/timing.md).
 	Compress bool
+	// StepSlice, with Compress, steps Renode's virtual time in slices run
+	// only while the emulated module is idle (docs/timing.md).
+	StepSlice time.Duration
 	// TickSymbol names the firmware's millisecond counter QEMU reads as the
 	// target clock (default ticks_lo when the ELF has it; "-": none).
 	TickSymbol string

@@ -22,7 +22,7 @@ func init() { Targets["renode"] = newRenodeTarget }
 // when Docker answers. With neither a binary nor Docker it fails with an
 // error wrapping harness.ErrLab that says how to install Renode.
 func newRenodeTarget(o Options, log io.Writer) (target.Target, error) {
-	cfg := renode.Config{Binary: o.RenodeBinary, Image: o.RenodeImage, Firmware: o.Firmware, Log: log, Compress: o.Compress}
+	cfg := renode.Config{Binary: o.RenodeBinary, Image: o.RenodeImage, Firmware: o.Firmware, Log: log, Compress: o.Compress, StepSlice: o.StepSlice}
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
 	if _, err := renode.Probe(ctx, cfg); err != nil {

@@ -198,7 +198,18 @@ func Start(ctx context.Context, cfg Config) (s *Session, err error) {
 		mc.Dial = s.dial
 		mc.Epoch = s.epoch
 		s.module = espat.New(mc)
-		go func() { s.modDone <- s.module.Serve(runCtx, tr) }()
+		act := newActivity(tr)
+		go func() { s.modDone <- s.module.Serve(runCtx, act) }()
+		if st, ok := s.target.(target.Stepper); ok && st.Steps() {
+			// Virtual time advances only while the module has nothing
+			// left to say (docs/timing.md).
+			go func() {
+				err := st.Step(runCtx, func(ctx context.Context) error { return act.quiet(ctx, StepQuiet) })
+				if err != nil && runCtx.Err() == nil {
+					s.logf("stepping stopped: %v", err)
+				}
+			}()
+		}
 	}
 
 	line, err := s.waitBoot(ctx)

@@ -63,3 +63,17 @@ func ClockOf(t Target) (Clock, bool) {
 	}
 	return c, true
 }
+
+// Stepper is a target whose time the harness can advance in bounded
+// slices, holding it in between (Renode's RunFor). Stepping only while the
+// harness has nothing left to say to the firmware bounds what a slow host
+// costs the firmware: one slice of its time per exchange, however slow the
+// answer (docs/timing.md).
+type Stepper interface {
+	// Steps reports whether this run is configured to step.
+	Steps() bool
+	// Step pauses the emulation and runs it slice by slice until ctx ends;
+	// before each slice it calls ready, which returns once the harness is
+	// idle.
+	Step(ctx context.Context, ready func(context.Context) error) error
+}

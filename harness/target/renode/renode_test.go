@@ -449,3 +449,12 @@ func TestParseCurrentTime(t *testing.T) {
 	_, err = parseCurrentTime("No such command or device: currentTime")
 	assert.Error(t, err)
 }
+
+func TestStepSliceNeedsCompress(t *testing.T) {
+	_, err := New(Config{Binary: fakeLauncher(t), Firmware: elf(t), StepSlice: time.Second})
+	assert.ErrorContains(t, err, "needs Compress")
+	tgt, err := New(Config{Binary: fakeLauncher(t), Firmware: elf(t), StepSlice: time.Second, Compress: true})
+	require.NoError(t, err)
+	assert.True(t, tgt.Steps())
+	assert.Contains(t, tgt.Info().Extra["time"], "stepped in 1s slices")
+}
