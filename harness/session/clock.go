@@ -137,7 +137,7 @@ func (c *clockSampler) Samples() []conformance.ClockSample {
 // TargetClock returns the samples shifted onto another host clock, as the
 // checks read them.
 func (c *clockSampler) TargetClock(shift time.Duration) *conformance.TargetClock {
-	tc := &conformance.TargetClock{Name: c.info.Name, FirmwareDerived: c.info.FirmwareDerived, Compressed: c.info.Compressed}
+	tc := &conformance.TargetClock{Name: c.info.Name, FirmwareDerived: c.info.FirmwareDerived, Compressed: c.info.Compressed, StepSlice: c.info.StepSlice}
 	for _, s := range c.Samples() {
 		tc.Samples = append(tc.Samples, conformance.ClockSample{Host: s.Host + shift, Target: s.Target})
 	}

@@ -37,6 +37,10 @@ type ClockInfo struct {
 	// Compressed says virtual time may run ahead of host time while the
 	// firmware idles.
 	Compressed bool `json:"compressed,omitempty"`
+	// StepSlice is set when virtual time advances in slices run only while
+	// the harness is idle (Stepper): a late harness then costs the firmware
+	// at most one slice per exchange.
+	StepSlice time.Duration `json:"step_slice_ns,omitempty"`
 	// SampleEvery is how often reading the clock is cheap enough (0: the
 	// session's default). Reading Renode's time goes through its serial
 	// monitor and slows the emulation when done too often.

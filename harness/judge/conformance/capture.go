@@ -259,6 +259,9 @@ type TargetClock struct {
 	// rate against host time stays within [MinRate, MaxRate].
 	FirmwareDerived bool `json:"firmware_derived,omitempty"`
 	Compressed      bool `json:"compressed,omitempty"`
+	// StepSlice: virtual time advanced in slices only while the harness
+	// was idle, so a late harness cost the firmware at most one slice.
+	StepSlice time.Duration `json:"step_slice_ns,omitempty"`
 	// Samples are in host order; target times never decrease.
 	Samples []ClockSample `json:"samples"`
 }
@@ -497,8 +500,12 @@ func (c *Capture) stallIn(a, b time.Duration) (time.Duration, string) {
 		}
 		if r := c.TargetClock.Rate(); c.TargetClock.Compressed && r > 1 {
 			// Compressed: the target runs on while the harness is late, so a
-			// late answer costs the firmware that much more virtual time.
+			// late answer costs the firmware that much more virtual time;
+			// stepped, at most one slice.
 			late = time.Duration(float64(late) * r)
+			if sl := c.TargetClock.StepSlice; sl > 0 && late > sl {
+				late = sl
+			}
 		}
 		return 2*late + unc, fmt.Sprintf("harness timers up to %s late (on the target clock), target clock interpolated to within %s", round(late), round(unc))
 	}

@@ -254,3 +254,18 @@ func TestStampsKeepReportsInTheirPhase(t *testing.T) {
 	}
 	assert.Len(t, v.normalReports(), 4)
 }
+
+// Compressed, a late harness costs the firmware the lateness times the
+// speed-up; stepped, at most one slice.
+func TestCompressedStallScaling(t *testing.T) {
+	c := &Capture{TargetClock: &TargetClock{Name: "renode-virtual", Compressed: true,
+		Samples: []ClockSample{{Host: 0, Target: 0}, {Host: 10 * time.Second, Target: 300 * time.Second}}},
+		Stalls: []Stall{{At: 5 * time.Second, Harness: 100 * time.Millisecond}}}
+	v := c.inTargetTime()
+	st, _ := v.stallIn(0, 300*time.Second)
+	assert.Equal(t, 2*3*time.Second, st-v.TargetClock.Uncertainty(0)-v.TargetClock.Uncertainty(10*time.Second), "100 ms late at 30× is 3 s of the firmware's time, twice")
+	c.TargetClock.StepSlice = time.Second
+	v = c.inTargetTime()
+	st, _ = v.stallIn(0, 300*time.Second)
+	assert.Equal(t, 2*time.Second, st-v.TargetClock.Uncertainty(0)-v.TargetClock.Uncertainty(10*time.Second), "stepped: one slice per endpoint")
+}

@@ -63,6 +63,7 @@ func (t *Target) ClockInfo() target.ClockInfo {
 	info := target.ClockInfo{Name: "renode-virtual", Resolution: defaultQuantum, Compressed: t.cfg.Compress, SampleEvery: 100 * time.Millisecond}
 	if t.cfg.Compress {
 		info.Resolution = 10 * time.Millisecond
+		info.StepSlice = t.cfg.StepSlice
 	}
 	return info
 }
