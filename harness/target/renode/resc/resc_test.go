@@ -44,11 +44,11 @@ func TestFixtureScriptIsGenerated(t *testing.T) {
 		UARTs:    ReferenceUARTs(3456, 3457),
 	}.Render()
 	require.NoError(t, err)
-	golden(t, "../../../fixtures/renode/ddagent-stm32f4disc.resc", got)
+	golden(t, "../../../../fixtures/renode/ddagent-stm32f4disc.resc", got)
 }
 
 func TestEmbeddedPlatformMatchesFixture(t *testing.T) {
-	fixture, err := os.ReadFile(filepath.Join("..", "..", "..", "fixtures", "renode", "stm32f4_discovery-offline.repl"))
+	fixture, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "fixtures", "renode", "stm32f4_discovery-offline.repl"))
 	require.NoError(t, err)
 	assert.Equal(t, string(fixture), string(OfflinePlatform))
 	// the recipe of stm32f4-facts.md: using the stock board, init without ApplySVD
