@@ -54,14 +54,7 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	})
 	settings := target.Settings{}
 	for _, opt := range target.AllOptions() {
-		fs.Func(opt.Flag, opt.Usage, func(v string) error {
-			if opt.List {
-				settings[opt.Flag] = append(settings[opt.Flag], v)
-			} else {
-				settings[opt.Flag] = []string{v}
-			}
-			return nil
-		})
+		fs.Var(target.Value{Opt: opt, Settings: settings}, opt.Flag, opt.Usage)
 	}
 	noShot := fs.Bool("no-screenshot", false, "do not render report.png with headless Chromium")
 	appendTo := func(dst *[]string) func(string) error {

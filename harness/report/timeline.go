@@ -370,6 +370,9 @@ func statusClass(s string) string {
 
 func markTitle(m Mark) string {
 	parts := []string{Offset(m.At), string(m.Kind)}
+	if m.TargetAt != nil {
+		parts[0] += " (target " + Offset(*m.TargetAt) + ")"
+	}
 	if m.ReportID != nil {
 		parts = append(parts, "report_id "+strconv.FormatUint(*m.ReportID, 10))
 	}

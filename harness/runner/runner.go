@@ -20,6 +20,7 @@ import (
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/hostload"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/scenario"
@@ -117,9 +118,16 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		logf("verdict %s: %s", rep.Verdict(), rep.VerdictReason())
 		return rep, nil
 	}
+	hostStart, _ := hostload.Read()
 	capture, labErr := execute(ctx, p, rep, logf)
 	checks := p.Checks
 	finish(rep, capture, checks, labErr, ctx.Err(), started)
+	recordHost(rep, capture, hostStart)
+	judged := rep.Run.TargetClock
+	if judged == "" {
+		judged = "host time"
+	}
+	logf("host: %s; timing judged on %s", rep.Run.HostLoad, judged)
 	if capture != nil {
 		fillDetect(rep, capture, started)
 		if err := fillAudit(rep, capture, o, started); err != nil {
@@ -202,6 +210,12 @@ func execute(ctx context.Context, p *Prepared, rep *report.Report, logf func(str
 		OutDir:       o.OutDir,
 		Logf:         logf,
 	}
+	if o.Settings.Get("compress") == "true" {
+		// The module's power-up delay runs on host time: at a 34× speed-up
+		// 300 ms would be 10 s of the firmware's time, near its 15 s AT
+		// sync limit. Keep it short against every firmware timeout.
+		cfg.Module.ReadyDelay = 10 * time.Millisecond
+	}
 	s, err := session.Start(ctx, cfg)
 	if err != nil {
 		rep.Target = target.Info() // e.g. the emulator version, even when the firmware never booted
@@ -239,6 +253,24 @@ func execute(ctx context.Context, p *Prepared, rep *report.Report, logf func(str
 		capture.SecurityProfiles, capture.Baseline = p.Detect, p.Baseline
 	}
 	return capture, runErr
+}
+
+// recordHost puts the host's CPUs, load, steal time and the stalls it
+// caused into the report: a timing verdict is only as good as its host.
+func recordHost(rep *report.Report, c *conformance.Capture, start hostload.Snapshot) {
+	end, _ := hostload.Read()
+	rec := hostload.Between(start, end)
+	if c != nil {
+		var samples []hostload.Sample
+		for _, st := range c.Stalls {
+			samples = append(samples, hostload.Sample{At: st.At, Emulator: st.Emulator, Harness: st.Harness})
+		}
+		hostload.Summarise(&rec, samples)
+		if tb := c.TimeBase(); tb != "host" {
+			rep.Run.TargetClock = tb
+		}
+	}
+	rep.Run.HostLoad = &rec
 }
 
 // finish evaluates the checks and fills the report.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/ddhil/ddhil/internal/yamlerr"
 )
 
 // Driver describes one kind of target to everything that offers a choice of
@@ -48,7 +50,38 @@ type Option struct {
 	Usage string
 	// List options repeat (`--qemu-arg A --qemu-arg B`; a YAML list).
 	List bool
+	// Bool options are switches: `--compress` alone sets "true".
+	Bool bool
 }
+
+// Value is a flag.Value that stores an option's values into settings;
+// a Bool option is a boolean flag.
+type Value struct {
+	Opt      Option
+	Settings Settings
+}
+
+func (v Value) String() string { return "" }
+
+// Set records one value.
+func (v Value) Set(s string) error {
+	if v.Opt.Bool {
+		switch s {
+		case "true", "false":
+		default:
+			return fmt.Errorf("want true or false, got %q", s)
+		}
+	}
+	if v.Opt.List {
+		v.Settings[v.Opt.Flag] = append(v.Settings[v.Opt.Flag], s)
+	} else {
+		v.Settings[v.Opt.Flag] = []string{s}
+	}
+	return nil
+}
+
+// IsBoolFlag makes a Bool option a switch for package flag.
+func (v Value) IsBoolFlag() bool { return v.Opt.Bool }
 
 // Env is the environment variable that sets the option.
 func (o Option) Env() string {
@@ -226,6 +259,9 @@ func FromProfile(d Driver, block map[string]any) (Settings, error) {
 			}
 		}
 		if opt == nil {
+			if guess := yamlerr.Closest(k, keys); guess != "" {
+				return nil, fmt.Errorf("target.%s: unknown key %q (did you mean %q?)", d.Name, k, guess)
+			}
 			return nil, fmt.Errorf("target.%s: unknown key %q (known: %s)", d.Name, k, strings.Join(keys, ", "))
 		}
 		switch x := v.(type) {
