@@ -33,7 +33,48 @@ import (
 
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/harness/target/qemu"
+	"github.com/ddhil/ddhil/harness/target/renode"
 )
+
+// dut is what the test needs of a target: qemu.QEMU and renode.Target.
+type dut interface {
+	Start(ctx context.Context) error
+	Console() io.ReadWriter
+	Transport() io.ReadWriter
+	Close() error
+}
+
+// renodeBinary is $DDHIL_RENODE, else renode from PATH, else "".
+func renodeBinary() string {
+	if p := os.Getenv("DDHIL_RENODE"); p != "" {
+		return p
+	}
+	p, _ := exec.LookPath("renode")
+	return p
+}
+
+// nrfTarget runs the renode-nrf52840dk build through the user-script path
+// with fixtures/renode/ddagent-nrf52840dk.resc (paths made absolute: Renode
+// resolves them against its own working directory).
+func nrfTarget(t *testing.T, bin string) dut {
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	src, err := os.ReadFile(filepath.Join(root, "fixtures/renode/ddagent-nrf52840dk.resc"))
+	require.NoError(t, err)
+	script := strings.NewReplacer("@fixtures/", "@"+root+"/fixtures/", "@firmware/", "@"+root+"/firmware/").Replace(string(src))
+	resc := filepath.Join(t.TempDir(), "dut.resc")
+	require.NoError(t, os.WriteFile(resc, []byte(script), 0o644))
+	r, err := renode.New(renode.Config{
+		Binary:        bin,
+		Firmware:      filepath.Join(root, "firmware/build/renode-nrf52840dk/ddagent.elf"),
+		Resc:          resc,
+		Files:         []string{filepath.Join(root, "fixtures/renode/nrf52840dk-offline.repl")},
+		ConsoleUART:   "sysbus.uart0",
+		TransportUART: "sysbus.uart1",
+	})
+	require.NoError(t, err)
+	return r
+}
 
 func TestDialects(t *testing.T) {
 	if _, err := exec.LookPath("qemu-system-arm"); err != nil {
@@ -51,6 +92,7 @@ func TestDialects(t *testing.T) {
 		{"single", "lm3s6965evb", "build/qemu-lm3s6965evb/ddagent.elf", `AT+CIPSEND=`, nil},
 		{"multi", "netduinoplus2", "build/qemu-netduinoplus2/ddagent.elf", `AT+CIPSEND=0,`, []string{"dd-extra-out", "dd-listen"}},
 		{"mqtt", "netduinoplus2", "build/qemu-netduinoplus2/ddagent.elf", `AT+MQTTPUBRAW=0,`, []string{"dd-extra-out", "dd-listen"}},
+		{"passive", "renode-nrf52840dk", "build/renode-nrf52840dk/ddagent.elf", `AT+CIPRECVDATA=0,`, nil},
 	}
 	for _, c := range cases {
 		name := c.mode + "/" + c.machine
@@ -60,6 +102,9 @@ func TestDialects(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if _, err := os.Stat(c.elf); err != nil {
 				t.Skipf("%s not built (make -C firmware)", c.elf)
+			}
+			if strings.HasPrefix(c.machine, "renode") && renodeBinary() == "" {
+				t.Skip("no Renode (set DDHIL_RENODE or put renode in PATH)")
 			}
 			runDialect(t, c.mode, c.machine, c.elf, c.want, c.faults)
 		})
@@ -75,14 +120,19 @@ func runDialect(t *testing.T, mode, machine, elf, want string, faults []string) 
 	require.NoError(t, b.Start(ctx))
 	defer b.Close()
 
-	abs, err := filepath.Abs(elf)
-	require.NoError(t, err)
-	cfg := qemu.Config{Machine: machine, Firmware: abs}
-	if machine == "lm3s6965evb" {
-		cfg.ConsoleSerial, cfg.TransportSerial = 0, 1
+	var q dut
+	if machine == "renode-nrf52840dk" {
+		q = nrfTarget(t, renodeBinary())
+	} else {
+		abs, err := filepath.Abs(elf)
+		require.NoError(t, err)
+		cfg := qemu.Config{Machine: machine, Firmware: abs}
+		if machine == "lm3s6965evb" {
+			cfg.ConsoleSerial, cfg.TransportSerial = 0, 1 // UART0 console, UART1 module
+		}
+		q, err = qemu.New(cfg)
+		require.NoError(t, err)
 	}
-	q, err := qemu.New(cfg)
-	require.NoError(t, err)
 	require.NoError(t, q.Start(ctx))
 	defer q.Close()
 

@@ -101,7 +101,6 @@ static void uart_setup(int port, uint32_t tx, uint32_t rx)
     U_TXD_MAXCNT(base) = 1u;
     U_EVENTS_ENDRX(base) = 0;
     U_EVENTS_ENDTX(base) = 0;
-    U_INTENCLR(base) = 0xFFFFFFFFu;
     U_INTENSET(base) = U_INT_ENDRX | U_INT_ERROR;
     U_TASKS_STARTRX(base) = 1u;
 }
