@@ -32,6 +32,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ddhil/ddhil/broker"
+	"github.com/ddhil/ddhil/harness/device/profile"
 	"github.com/ddhil/ddhil/harness/target/qemu"
 	"github.com/ddhil/ddhil/harness/target/renode"
 )
@@ -755,5 +756,18 @@ func (q *mqttClient) read(r *bufio.Reader) {
 			q.m.mu.Unlock()
 			q.m.write(fmt.Sprintf("+MQTTSUBRECV:0,\"%s\",%d,%s\r\n", topic, len(rest), rest))
 		}
+	}
+}
+
+// TestProfiles: the profiles of the second QEMU and Renode builds load, and
+// their at_mode variable defaults to the original dialect.
+func TestProfiles(t *testing.T) {
+	for _, name := range []string{"ddagent-lm3s6965evb.yaml", "ddagent-nrf52840dk.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			p, err := profile.Load(filepath.Join("..", "fixtures", "profiles", name))
+			require.NoError(t, err)
+			require.Equal(t, "single", p.Resolve(profile.Vars{})["at_mode"])
+			require.Equal(t, "mqtt", p.Resolve(profile.Vars{"at_mode": "mqtt"})["at_mode"])
+		})
 	}
 }
