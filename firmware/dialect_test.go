@@ -93,6 +93,8 @@ func TestDialects(t *testing.T) {
 		{"single", "lm3s6965evb", "build/qemu-lm3s6965evb/ddagent.elf", `AT+CIPSEND=`, nil},
 		{"multi", "netduinoplus2", "build/qemu-netduinoplus2/ddagent.elf", `AT+CIPSEND=0,`, []string{"dd-extra-out", "dd-listen"}},
 		{"mqtt", "netduinoplus2", "build/qemu-netduinoplus2/ddagent.elf", `AT+MQTTPUBRAW=0,`, []string{"dd-extra-out", "dd-listen"}},
+		{"single", "netduinoplus2", "build/qemu-netduinoplus2/ddagent.elf", `AT+CIPSEND=`, []string{"dd-bad-topic"}},
+		{"mqtt", "netduinoplus2", "build/qemu-netduinoplus2/ddagent.elf", `AT+MQTTPUBRAW=0,`, []string{"dd-bad-topic"}},
 		{"passive", "renode-nrf52840dk", "build/renode-nrf52840dk/ddagent.elf", `AT+CIPRECVDATA=0,`, nil},
 	}
 	for _, c := range cases {
@@ -116,7 +118,11 @@ func runDialect(t *testing.T, mode, machine, elf, want string, faults []string) 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	b, err := broker.New(broker.Config{Throttle: broker.NoThrottle})
+	bcfg := broker.Config{Throttle: broker.NoThrottle}
+	if contains(faults, "dd-bad-topic") {
+		bcfg.Policy = broker.PolicyStrict // refuses the publish by closing the connection, as AWS does
+	}
+	b, err := broker.New(bcfg)
 	require.NoError(t, err)
 	require.NoError(t, b.Start(ctx))
 	defer b.Close()
@@ -152,6 +158,17 @@ func runDialect(t *testing.T, mode, machine, elf, want string, faults []string) 
 	con.cmd(ctx, "reset", `boot: ddagent `)
 	for i := 0; i < 4; i++ {
 		con.expect(ctx, `report: accepted id=\d+$`)
+	}
+	if contains(faults, "dd-bad-topic") {
+		// Refused, the connection closed, and reports accepted again after the reconnect.
+		con.expect(ctx, `mqtt: disconnected reason=closed$`)
+		con.expect(ctx, `mqtt: subscribed$`)
+		con.expect(ctx, `report: accepted id=\d+$`)
+		refused := false
+		for _, ev := range b.Events() {
+			refused = refused || (ev.Kind == broker.EventPolicy && ev.Topic == "$aws/things/other-thing/shadow/update")
+		}
+		require.True(t, refused, "the broker's strict policy refused the publish outside the thing's tree")
 	}
 
 	mod.mu.Lock()
