@@ -213,13 +213,11 @@ static int dialect_setup(void)
     int m = g_conf.at_mode, last = g_persist.module_mode;
     if (m == AT_MODE_SINGLE && last == AT_MODE_SINGLE) return 0;
     if (m == AT_MODE_MQTT || last == AT_MODE_MQTT) (void)at_cmd("AT+MQTTCLEAN=0", 2000); /* ERROR if none */
-    if (m != AT_MODE_MQTT) {
-        if (m == AT_MODE_PASSIVE) {
-            if (cmd_retry("AT+CIPRECVMODE=1", 2000)) return -1;
-        } else if (last == AT_MODE_PASSIVE) {
-            (void)at_cmd("AT+CIPRECVMODE=0", 2000);
-        }
-        if (cmd_retry(mux_mode(m) ? "AT+CIPMUX=1" : "AT+CIPMUX=0", 2000)) return -1;
+    if (m != AT_MODE_MQTT && cmd_retry(mux_mode(m) ? "AT+CIPMUX=1" : "AT+CIPMUX=0", 2000)) return -1;
+    if (m == AT_MODE_PASSIVE) {                        /* after CIPMUX, as Zephyr's driver does */
+        if (cmd_retry("AT+CIPRECVMODE=1", 2000)) return -1;
+    } else if (last == AT_MODE_PASSIVE) {
+        (void)at_cmd("AT+CIPRECVMODE=0", 2000);
     }
     g_persist.module_mode = (uint8_t)m;
     store_save();
