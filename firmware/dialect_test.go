@@ -115,6 +115,11 @@ func TestDialects(t *testing.T) {
 }
 
 func runDialect(t *testing.T, mode, machine, elf, want string, faults []string) {
+	mod := runDialectMod(t, mode, machine, elf, faults)
+	checkDialect(t, mod, mode, want, faults)
+}
+
+func runDialectMod(t *testing.T, mode, machine, elf string, faults []string) *module {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -148,7 +153,9 @@ func runDialect(t *testing.T, mode, machine, elf, want string, faults []string) 
 	con := newConsole(t, q.Console())
 
 	con.expect(ctx, `boot: ddagent \S+ profile=\S+ boot=`)
-	con.cmd(ctx, "conf set at_mode "+mode, `^at_mode="`+mode+`"$`)
+	if mode != "" {
+		con.cmd(ctx, "conf set at_mode "+mode, `^at_mode="`+mode+`"$`)
+	}
 	con.cmd(ctx, "conf set report_period_ms 1000", `^report_period_ms=1000$`)
 	con.cmd(ctx, "conf set mqtt_endpoint 10.0.2.2", `^mqtt_endpoint="10.0.2.2"$`) // remote_addr must be an IP
 	con.cmd(ctx, "conf commit", `^Configuration saved`)
@@ -171,6 +178,12 @@ func runDialect(t *testing.T, mode, machine, elf, want string, faults []string) 
 		require.True(t, refused, "the broker's strict policy refused the publish outside the thing's tree")
 	}
 
+	mod.mu.Lock()
+	defer mod.mu.Unlock()
+	return mod
+}
+
+func checkDialect(t *testing.T, mod *module, mode, want string, faults []string) {
 	mod.mu.Lock()
 	defer mod.mu.Unlock()
 	require.Contains(t, mod.transcript.String(), want, "the %s dialect's command", mode)
