@@ -530,7 +530,7 @@ func (m *module) handle(cmd string, r *bufio.Reader) bool {
 			return true
 		}
 		m.mu.Lock()
-		m.c.bytesOut += uint64(n)
+		m.c.bytesOut += uint64(len(sm[1]) + n) // module MQTT: topic + payload
 		m.c.pktsOut++
 		m.mu.Unlock()
 		m.write("\r\n+MQTTPUB:OK\r\n")

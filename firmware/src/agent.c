@@ -602,7 +602,7 @@ static int pubraw(const char *topic, uint32_t len, int qos, int retain, const re
     put_limit = len;
     put_done = 0;
     (void)report_encode(r, tx_put_limited);        /* uart_put cannot fail */
-    int res = at_prompt_end(len, 20000u);
+    int res = at_prompt_end(strlen(topic) + len, 20000u);   /* counted: topic + payload */
     return res == AT_SEND_OK ? 0 : res == AT_SEND_FAIL ? 1 : -1;
 }
 
@@ -640,7 +640,7 @@ static int publish_filler(const char *topic, uint32_t len)
             n -= k;
         }
         uart_write(UART_TRANSPORT, tail, sizeof tail - 1u);
-        int res = at_prompt_end(len, 20000u);
+        int res = at_prompt_end(strlen(topic) + len, 20000u);
         return res == AT_SEND_OK || res == AT_SEND_FAIL ? 0 : -1;
     }
     if (mqtt_publish_begin_qos0(topic, len) != 0 || tx_put(head, sizeof head - 1u) != 0) return -1;

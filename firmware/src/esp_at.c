@@ -241,12 +241,12 @@ int at_prompt_begin(const char *cmd)
     return AT_OK;
 }
 
-int at_prompt_end(size_t len, uint32_t timeout_ms)
+int at_prompt_end(size_t counted, uint32_t timeout_ms)
 {
     for (;;) {
         int r = wait_final(timeout_ms);
         if (r == AT_SEND_OK) {
-            g_net.bytes_out += len;
+            g_net.bytes_out += counted;
             g_net.packets_out++;
             return r;
         }

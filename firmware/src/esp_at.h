@@ -11,8 +11,8 @@
 enum at_result { AT_NONE = 0, AT_OK, AT_ERROR, AT_FAIL, AT_SEND_OK, AT_SEND_FAIL, AT_BUSY, AT_TIMEOUT };
 
 /* What crossed the link, counted exactly like the harness's module emulation (firmware/README.md):
- * bytes_out = payload bytes of CIPSENDs answered SEND OK (module MQTT: of MQTTPUBRAWs answered
- * +MQTTPUB:OK), packets_out = those commands; bytes_in = data bytes of +IPD messages (passive:
+ * bytes_out = payload bytes of CIPSENDs answered SEND OK (module MQTT: topic + payload bytes of
+ * MQTTPUBRAWs answered +MQTTPUB:OK), packets_out = those commands; bytes_in = data bytes of +IPD messages (passive:
  * of +CIPRECVDATA replies; module MQTT: <len> of +MQTTSUBRECV), packets_in = those messages.
  * Since boot. */
 typedef struct {
@@ -43,11 +43,12 @@ int at_query(const char *cmd, const char *prefix, char *out, size_t size, uint32
 int at_send(const void *data, size_t len);
 
 /* A command answered by the '>' prompt (AT+MQTTPUBRAW): at_prompt_begin sends it and waits for '>'
- * (AT_OK) or a final result; the caller then writes exactly len bytes with uart_write and calls
- * at_prompt_end, which waits for the final result (SEND OK / +MQTTPUB:OK = AT_SEND_OK) and counts
- * len into g_net on success. */
+ * (AT_OK) or a final result; the caller then writes the payload with uart_write and calls
+ * at_prompt_end, which waits for the final result (SEND OK / +MQTTPUB:OK = AT_SEND_OK) and on
+ * success counts `counted` bytes (CIPSEND: the payload; MQTTPUBRAW: topic + payload) and one
+ * packet into g_net. */
 int at_prompt_begin(const char *cmd);
-int at_prompt_end(size_t len, uint32_t timeout_ms);
+int at_prompt_end(size_t counted, uint32_t timeout_ms);
 
 /* Events since the last call (each read clears it). */
 int at_take_closed(void);      /* CLOSED (link 0) or +MQTTDISCONNECTED: the connection went down */
