@@ -403,7 +403,6 @@ static uint16_t parse_local_port(const char *s)
     return 0;
 }
 
-
 /* After CONNACK 0 (or +MQTTCONNECTED): the state every dialect shares. */
 static void session_up(void)
 {
