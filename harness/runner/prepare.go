@@ -104,12 +104,12 @@ func Prepare(o Options) (*Prepared, error) {
 		if !ok {
 			return usage("profile %s: target.%s: %v", p.Setup.Profile, name, target.UnknownError(name))
 		}
-		if _, err := target.FromProfile(other, block); err != nil {
+		if _, err := target.FromProfile(other, block, filepath.Dir(p.Setup.Profile)); err != nil {
 			return usage("profile %s: %v", p.Setup.Profile, err)
 		}
 	}
 	// The profile's target block, then the run's own settings.
-	fromProfile, err := target.FromProfile(d, p.Profile.Target[d.Name])
+	fromProfile, err := target.FromProfile(d, p.Profile.Target[d.Name], filepath.Dir(p.Setup.Profile))
 	if err != nil {
 		return usage("profile %s: %v", p.Setup.Profile, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +53,9 @@ type Option struct {
 	List bool
 	// Bool options are switches: `--compress` alone sets "true".
 	Bool bool
+	// Path options name files: relative paths in a profile count from
+	// the profile's folder.
+	Path bool
 }
 
 // Value is a flag.Value that stores an option's values into settings;
@@ -244,8 +248,9 @@ func AllOptions() []Option {
 }
 
 // FromProfile converts a profile's target.<driver> block into settings,
-// refusing keys the driver does not declare.
-func FromProfile(d Driver, block map[string]any) (Settings, error) {
+// refusing keys the driver does not declare; relative Path options count
+// from dir (the profile's folder).
+func FromProfile(d Driver, block map[string]any, dir string) (Settings, error) {
 	s := Settings{}
 	for k, v := range block {
 		var opt *Option
@@ -279,7 +284,11 @@ func FromProfile(d Driver, block map[string]any) (Settings, error) {
 			if opt.List {
 				return nil, fmt.Errorf("target.%s.%s: want a list", d.Name, k)
 			}
-			s[opt.Flag] = []string{fmt.Sprint(x)}
+			v := fmt.Sprint(x)
+			if opt.Path && dir != "" && !filepath.IsAbs(v) {
+				v = filepath.Join(dir, v)
+			}
+			s[opt.Flag] = []string{v}
 		}
 	}
 	return s, nil

@@ -20,7 +20,7 @@ func init() {
 		Options: []target.Option{
 			{Flag: "renode", Usage: "local Renode binary or launcher (default: renode from PATH, else the container image)"},
 			{Flag: "renode-image", Usage: "Renode container image (default " + DefaultImage + ")"},
-			{Flag: "renode-platform", Key: "platform", Usage: "Renode platform description (.repl) replacing the offline STM32F4 Discovery"},
+			{Flag: "renode-platform", Key: "platform", Path: true, Usage: "Renode platform description (.repl) replacing the offline STM32F4 Discovery"},
 			{Flag: "console-uart", Key: "console_uart", Usage: "Renode peripheral of the console UART (default sysbus.usart2)"},
 			{Flag: "module-uart", Key: "module_uart", Usage: "Renode peripheral of the Wi-Fi module UART, - for none (default sysbus.usart1)"},
 			{Flag: "renode-command", Key: "commands", List: true, Usage: "extra Renode monitor command after the platform loads (repeatable)"},

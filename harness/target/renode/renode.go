@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/device/firmware"
 	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/renode/container"
 	"github.com/ddhil/ddhil/harness/target/renode/monitor"
@@ -348,8 +349,14 @@ func (t *Target) writeScript(console, transport int) error {
 			return fmt.Errorf("renode: %w", err)
 		}
 	}
-	script, err := resc.Script{Machine: t.cfg.Machine, Platform: platform, Firmware: t.cfg.Firmware,
-		UARTs: t.uarts(console, transport), Extra: t.cfg.Extra}.Render()
+	s := resc.Script{Machine: t.cfg.Machine, Platform: platform, Firmware: t.cfg.Firmware,
+		UARTs: t.uarts(console, transport), Extra: t.cfg.Extra}
+	// The vector table is where the image puts it: flash at 0x08000000 on
+	// an STM32, address 0 on an nRF52.
+	if img, err := firmware.Check(t.cfg.Firmware); err == nil {
+		s.VectorTable, s.VectorTableAtZero = uint32(img.VectorBase), img.VectorBase == 0
+	}
+	script, err := s.Render()
 	if err != nil {
 		return fmt.Errorf("renode: %w", err)
 	}
