@@ -52,7 +52,13 @@ func (r *Report) judge() (Outcome, string) {
 	// as if they had passed.
 	skipped := ""
 	if c.Skip > 0 {
-		skipped = fmt.Sprintf("; %d skipped: %s", c.Skip, r.idsWith(StatusSkip))
+		ids := r.idsWith(StatusSkip)
+		if parts := strings.Split(ids, ", "); len(parts) > 6 {
+			// A run that stopped early skips nearly everything: the count
+			// says it, the check table lists them.
+			ids = strings.Join(parts[:5], ", ") + fmt.Sprintf(", … (%d more)", len(parts)-5)
+		}
+		skipped = fmt.Sprintf("; %d skipped: %s", c.Skip, ids)
 	}
 	switch {
 	case r.Run.LabError != "":
