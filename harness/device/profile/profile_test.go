@@ -162,7 +162,7 @@ func ctx5(t *testing.T) context.Context {
 func TestFixtureLoads(t *testing.T) {
 	p := loadFixture(t)
 	assert.Equal(t, "ddagent", p.Name)
-	assert.Len(t, p.ProvisionSteps, 12)
+	assert.Len(t, p.ProvisionSteps, 13)
 	require.NotNil(t, p.ResetStep)
 	require.NotNil(t, p.FaultStep)
 	re := p.Marker("report_published")
@@ -186,7 +186,7 @@ func TestProvision(t *testing.T) {
 	defer f.mu.Unlock()
 	assert.Equal(t, map[string]string{
 		"thing_name": "dut-1", "mqtt_endpoint": "192.0.2.1", "mqtt_port": "1883", "wifi_ssid": "ddhil",
-		"wifi_credential": "ddhil-pass", "report_period_ms": "1000", "report_format": "cbor", "report_keys": "short",
+		"wifi_credential": "ddhil-pass", "report_period_ms": "1000", "report_format": "cbor", "report_keys": "short", "at_mode": "single",
 	}, f.saved)
 	assert.Equal(t, []string{"8883", "5001"}, f.tcp)
 	assert.Equal(t, []string{"5353"}, f.udp)
