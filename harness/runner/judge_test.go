@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -50,4 +51,17 @@ func TestStoppedBringUpIsInTheVerdict(t *testing.T) {
 	require.NotEmpty(t, rep.Checks)
 	assert.Equal(t, "DD-SCN", rep.Checks[0].ID)
 	assert.Contains(t, rep.Checks[0].Findings[0].Message, "no report reached the broker: module refused")
+}
+
+// An interrupted run does not blame the firmware for a bring-up it cut
+// short: no DD-SCN, no run.stopped, verdict error (incomplete).
+func TestInterruptedRunIsNotStopped(t *testing.T) {
+	c := &conformance.Capture{Thing: "dut", Stopped: "the module never became ready"}
+	rep := report.New()
+	finish(rep, c, nil, nil, context.Canceled, time.Now())
+	assert.Empty(t, rep.Run.Stopped)
+	for _, ch := range rep.Checks {
+		assert.NotEqual(t, "DD-SCN", ch.ID)
+	}
+	assert.Equal(t, 3, rep.ExitCode())
 }

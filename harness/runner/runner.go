@@ -310,17 +310,21 @@ func finish(rep *report.Report, c *conformance.Capture, checks []conformance.Che
 		}
 		return
 	}
-	rep.Run.Stopped = c.Stopped
-	if failed := c.ActionsOf(conformance.ActionStepFailed); len(failed) > 0 || c.Stopped != "" {
+	stopped := c.Stopped
+	if ctxErr != nil || runErr != nil {
+		stopped = "" // an interrupted or broken run did not get to show it
+	}
+	rep.Run.Stopped = stopped
+	if failed := c.ActionsOf(conformance.ActionStepFailed); len(failed) > 0 || stopped != "" {
 		// A scenario step the device did not complete is the firmware's
 		// failure, in every report format.
 		rc := report.Check{ID: "DD-SCN", Title: "Scenario steps completed", Category: "other", Severity: report.SeverityFail,
 			Status: report.StatusFail, Findings: []report.Finding{},
 			Measured: fmt.Sprintf("%d scenario step(s) not completed", len(failed))}
-		if c.Stopped != "" {
+		if stopped != "" {
 			rc.Measured = "the device never reached the broker"
-			rc.Findings = append(rc.Findings, report.Finding{Message: "no report reached the broker: " + c.Stopped,
-				Expected: "Wi-Fi joined, MQTT connected, reports published", Observed: c.Stopped})
+			rc.Findings = append(rc.Findings, report.Finding{Message: "no report reached the broker: " + stopped,
+				Expected: "Wi-Fi joined, MQTT connected, reports published", Observed: stopped})
 		}
 		for _, a := range failed {
 			at := a.At
