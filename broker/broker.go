@@ -80,7 +80,7 @@ func New(cfg Config) (*Broker, error) {
 
 	b := &Broker{
 		cfg:       cfg,
-		rec:       NewRecorder(cfg.Record),
+		rec:       NewRingRecorder(cfg.Record, cfg.KeepLast),
 		responses: newFIFO[responseJob](),
 		stop:      make(chan struct{}),
 		conns:     map[string]*conn{},
@@ -193,14 +193,16 @@ func (b *Broker) DialMem(name string) (net.Conn, error) {
 // Recorder returns the event log.
 func (b *Broker) Recorder() *Recorder { return b.rec }
 
-// Events returns a copy of every event so far.
+// Events returns a copy of every event so far (of the kept ones with
+// Config.KeepLast).
 func (b *Broker) Events() []Event { return b.rec.Events() }
 
 // Subscribe is Recorder().Subscribe.
 func (b *Broker) Subscribe(buffer int) (<-chan Event, func()) { return b.rec.Subscribe(buffer) }
 
 // WaitFor is Recorder().WaitFor: the first event from the start of the log
-// that matches, waiting until ctx is done.
+// (the oldest kept one with Config.KeepLast) that matches, waiting until
+// ctx is done.
 func (b *Broker) WaitFor(ctx context.Context, match func(Event) bool) (Event, error) {
 	return b.rec.WaitFor(ctx, match)
 }

@@ -27,9 +27,10 @@ import (
 
 // brokerStats is what the child reports when it is done.
 type brokerStats struct {
-	PeakRSS uint64 `json:"peak_rss_bytes"`
-	Events  uint64 `json:"events"`
-	Error   string `json:"error,omitempty"`
+	PeakRSS uint64       `json:"peak_rss_bytes"`
+	Events  uint64       `json:"events"`
+	Runtime RuntimePeaks `json:"runtime"`
+	Error   string       `json:"error,omitempty"`
 }
 
 // ServeBroker is the child side: it runs ddhil's broker for profile p
@@ -46,6 +47,9 @@ func ServeBroker(ctx context.Context, p *Profile, record io.Writer, in io.Reader
 		_ = b.Close()
 		return err
 	}
+	stopSampling := make(chan struct{})
+	peaks := make(chan RuntimePeaks, 1)
+	go func() { peaks <- sampleRuntime(100*time.Millisecond, stopSampling) }()
 	fmt.Fprintf(out, "addr %s\n", b.Addr("tcp"))
 	sc := bufio.NewScanner(in)
 	n := 0
@@ -64,6 +68,8 @@ func ServeBroker(ctx context.Context, p *Profile, record io.Writer, in io.Reader
 		st.Error = err.Error()
 	}
 	st.Events = b.Recorder().Last()
+	close(stopSampling)
+	st.Runtime = <-peaks
 	st.PeakRSS, _ = ProcStatus(os.Getpid(), "VmHWM")
 	js, _ := json.Marshal(st)
 	fmt.Fprintf(out, "done %s\n", js)
@@ -107,6 +113,7 @@ func RunDDHILProcess(ctx context.Context, opts Options, cmd *exec.Cmd) (*Report,
 		err = fmt.Errorf("fleet: broker process: %w", jerr)
 	}
 	rep.BrokerPeakRSS, rep.BrokerEvents = st.PeakRSS, st.Events
+	rep.BrokerRuntime = &st.Runtime
 	if st.Error != "" && err == nil {
 		err = fmt.Errorf("fleet: broker process: %s", st.Error)
 	}
