@@ -26,7 +26,8 @@ type Recorder struct {
 	keep  int // 0: every event; > 0: a ring of the latest keep events
 
 	mu      sync.Mutex
-	events  []Event // every event (keep == 0), or the ring (keep > 0)
+	chunks  [][]Event // keep == 0: every event, in chunks of chunkSize
+	events  []Event   // keep > 0: the ring
 	seq     uint64  // events recorded so far
 	counts  map[EventKind]uint64
 	changed chan struct{} // closed and replaced on an append when waited on
@@ -43,6 +44,9 @@ type Recorder struct {
 	written uint64  // Seq of the last event handed to the writer
 	pending []Event // ring mode: events not yet handed to the writer
 }
+
+// chunkSize is how many events one chunk of a keep-everything log holds.
+const chunkSize = 1024
 
 type subscriber struct {
 	ch      chan Event
@@ -96,7 +100,13 @@ func (r *Recorder) Record(ev Event) Event {
 	ev.Mono = now.Sub(r.start) // monotonic: time.Now carries a monotonic reading
 	switch {
 	case r.keep == 0:
-		r.events = append(r.events, ev)
+		// Fixed-size chunks: appending never copies the log, and a long
+		// log never needs one huge allocation.
+		if n := len(r.chunks); n == 0 || len(r.chunks[n-1]) == chunkSize {
+			r.chunks = append(r.chunks, make([]Event, 0, chunkSize))
+		}
+		last := &r.chunks[len(r.chunks)-1]
+		*last = append(*last, ev)
 	case len(r.events) < r.keep:
 		r.events = append(r.events, ev)
 	default:
@@ -161,7 +171,7 @@ func (r *Recorder) oldest() uint64 {
 // hold r.mu.
 func (r *Recorder) at(s uint64) Event {
 	if r.keep == 0 {
-		return r.events[s-1]
+		return r.chunks[(s-1)/chunkSize][(s-1)%chunkSize]
 	}
 	return r.events[(s-1)%uint64(r.keep)]
 }
@@ -309,12 +319,16 @@ func (r *Recorder) writeLoop() {
 			r.wake.Wait()
 		}
 		var batch []Event
-		if r.keep == 0 {
-			batch = r.events[r.written:r.seq:r.seq]
-		} else {
+		if r.keep == 0 && r.written < r.seq {
+			// The unwritten part of the chunk holding event written+1:
+			// chunks are never moved, and later chunks come next round.
+			c := r.chunks[r.written/chunkSize]
+			batch = c[r.written%chunkSize : len(c) : len(c)]
+			r.written += uint64(len(batch))
+		} else if r.keep > 0 {
 			batch, r.pending = r.pending, spare[:0]
+			r.written = r.seq
 		}
-		r.written = r.seq
 		closed := r.closed
 		r.mu.Unlock()
 

@@ -313,3 +313,37 @@ func TestBrokerKeepLast(t *testing.T) {
 	}
 	assert.Equal(t, reports, reportsSeen)
 }
+
+// TestRecorderChunks: a keep-everything log spanning several chunks is
+// kept and written whole and in order, including an exact chunk boundary.
+func TestRecorderChunks(t *testing.T) {
+	var buf syncbuf.Buffer
+	r := NewRecorder(&buf)
+	const n = 2*chunkSize + 1
+	for i := range n {
+		r.Record(Event{Kind: EventMeter, ConnID: fmt.Sprint(i + 1)})
+		if i+1 == chunkSize {
+			_, err := r.WaitForAfter(testCtx(t), chunkSize-1, func(Event) bool { return true })
+			require.NoError(t, err)
+		}
+	}
+	evs := r.Events()
+	require.Len(t, evs, n)
+	for i, ev := range evs {
+		require.Equal(t, uint64(i+1), ev.Seq)
+		require.Equal(t, fmt.Sprint(i+1), ev.ConnID)
+	}
+	assert.Len(t, r.Since(chunkSize), chunkSize+1)
+	require.NoError(t, r.Close())
+	back, err := ReadJSONL(bytes.NewReader(buf.Bytes()))
+	require.NoError(t, err)
+	require.Len(t, back, n)
+	assert.Equal(t, uint64(n), back[n-1].Seq)
+
+	// Closing exactly on a chunk boundary ends the writer.
+	r2 := NewRecorder(&buf)
+	for range chunkSize {
+		r2.Record(Event{Kind: EventMeter})
+	}
+	require.NoError(t, r2.Close())
+}
