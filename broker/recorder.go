@@ -28,7 +28,7 @@ type Recorder struct {
 	mu      sync.Mutex
 	chunks  [][]Event // keep == 0: every event, in chunks of chunkSize
 	events  []Event   // keep > 0: the ring
-	seq     uint64  // events recorded so far
+	seq     uint64    // events recorded so far
 	counts  map[EventKind]uint64
 	changed chan struct{} // closed and replaced on an append when waited on
 	waited  bool          // someone holds changed
