@@ -20,6 +20,9 @@ import (
 //	DDHIL_FLEET_DEVICES=10000 DDHIL_FLEET_DURATION=60s go test -run '^$' -bench Fleet -benchtime 1x -timeout 10m ./harness/fleet
 //	DDHIL_FLEET_SCALE=30000 go test -run '^$' -bench Fleet -benchtime 1x ./harness/fleet   # saturation
 //
+// DDHIL_FLEET_TEST_CPUPROFILE=FILE writes a CPU profile of ddhil's broker
+// process (go tool pprof FILE).
+//
 // Both brokers and the responder run in processes of their own (this test
 // binary), so none shares a Go runtime with the agents.
 func BenchmarkFleet(b *testing.B) {

@@ -165,6 +165,9 @@ type RuntimePeaks struct {
 	GoTotal    uint64  `json:"go_total_bytes"`     // /memory/classes/total:bytes
 	Goroutines int     `json:"goroutines"`
 	GCCPU      float64 `json:"gc_cpu_share"` // GC CPU / total CPU over the run
+	// GCPercent and MemoryLimit are the collector settings in force.
+	GCPercent   int   `json:"gc_percent"`
+	MemoryLimit int64 `json:"memory_limit_bytes"`
 }
 
 // sampleRuntime records RuntimePeaks every interval until stop is closed,
