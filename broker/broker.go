@@ -89,10 +89,15 @@ func New(cfg Config) (*Broker, error) {
 	b.svc.init()
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.srv = mqtt.New(&mqtt.Options{
-		Capabilities:           caps,
-		InlineClient:           true, // responses are published by the broker itself
-		Logger:                 cfg.Logger,
-		SysTopicResendInterval: math.MaxInt32, // $SYS once at start, not every second
+		Capabilities: caps,
+		// mochi buffers each client's reads in 2 KiB by default. 1 KiB
+		// still holds small packets whole, and longer bodies are read
+		// straight into the packet; it saves 1 KiB per connection (10 MiB
+		// for a 10,000-agent fleet).
+		ClientNetReadBufferSize: 1024,
+		InlineClient:            true, // responses are published by the broker itself
+		Logger:                  cfg.Logger,
+		SysTopicResendInterval:  math.MaxInt32, // $SYS once at start, not every second
 	})
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add hook: %w", err)
