@@ -5,7 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -520,6 +522,8 @@ func tlsInfoOf(cs tls.ConnectionState) *TLSInfo {
 	ti.PeerCN = leaf.Subject.CommonName
 	ti.PeerNotBefore, ti.PeerNotAfter = leaf.NotBefore, leaf.NotAfter
 	ti.PeerSigAlg = leaf.SignatureAlgorithm.String()
+	sum := sha256.Sum256(leaf.Raw)
+	ti.PeerCertSHA256, ti.PeerCert = hex.EncodeToString(sum[:]), leaf.Raw
 	switch k := leaf.PublicKey.(type) {
 	case *ecdsa.PublicKey:
 		ti.PeerKeyType = "ECDSA " + k.Curve.Params().Name

@@ -15,6 +15,8 @@ import (
 
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/judge/audit"
+	"github.com/ddhil/ddhil/harness/judge/detect"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/runner"
 	"github.com/ddhil/ddhil/harness/target"
@@ -52,16 +54,18 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	})
 	settings := target.Settings{}
 	for _, opt := range target.AllOptions() {
-		fs.Func(opt.Flag, opt.Usage, func(v string) error {
-			if opt.List {
-				settings[opt.Flag] = append(settings[opt.Flag], v)
-			} else {
-				settings[opt.Flag] = []string{v}
-			}
-			return nil
-		})
+		fs.Var(target.Value{Opt: opt, Settings: settings}, opt.Flag, opt.Usage)
 	}
 	noShot := fs.Bool("no-screenshot", false, "do not render report.png with headless Chromium")
+	appendTo := func(dst *[]string) func(string) error {
+		return func(s string) error { *dst = append(*dst, s); return nil }
+	}
+	fs.Func("security-profile", "Device Defender security profile `file` (AWS JSON; also custom metric / dimension definitions) evaluated by DD-D01 (repeatable)", appendTo(&o.SecurityProfiles))
+	fs.Func("baseline", "fleet recording (events.jsonl) for statisticalThreshold behaviours (repeatable)", appendTo(&o.Baselines))
+	fs.StringVar(&o.BrokerPolicy, "broker-policy", "open", "broker policy: open | strict (a device may use only its own thing's topics)")
+	fs.BoolVar(&o.Audit, "audit", false, "run the device-facing Audit checks on what the broker saw")
+	fs.Func("iot-policy", "IoT policy `file` for IOT_POLICY_OVERLY_PERMISSIVE_CHECK (implies --audit; repeatable)", appendTo(&o.IoTPolicies))
+	fs.Func("revoked", "CRL or revoked-serials `file` for REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK (implies --audit; repeatable)", appendTo(&o.Revoked))
 	// Expectation overrides (default: the profile's expectations block).
 	fs.DurationVar(&o.Expect.ProductionPeriod, "production-period", 0, "override the period the firmware uses in the field (DD-T03)")
 	fs.Float64Var(&o.Expect.Tolerance, "tolerance", 0, "override the allowed relative deviation of the median interval (DD-T02), e.g. 0.1")
@@ -93,6 +97,22 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if o.Expect.ListeningUDP, err = portList(*listenUDP); err != nil {
 		return exitUsage, err
 	}
+	if o.BrokerPolicy != "open" && o.BrokerPolicy != "strict" {
+		return exitUsage, fmt.Errorf("%w: --broker-policy %q: want open or strict", errUsage, o.BrokerPolicy)
+	}
+	if len(o.SecurityProfiles) > 0 { // a bad profile is a usage error before anything boots
+		if _, err := detect.Load(o.SecurityProfiles...); err != nil {
+			return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	for _, p := range o.IoTPolicies {
+		if _, err := audit.LoadPolicy(p); err != nil {
+			return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	if _, err := audit.LoadRevoked(o.Revoked...); err != nil {
+		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+	}
 	o.Only = splitList(*only)
 	o.Faults = splitList(*faults)
 	o.Vars = vars
@@ -117,6 +137,9 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	rep, err := runner.Run(ctx, o)
 	if errors.Is(err, harness.ErrUsage) {
 		return exitUsage, err
+	}
+	if errors.Is(err, detect.ErrInvalidProfile) { // e.g. the device profile's security_profiles
+		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if err != nil {
 		return exitLab, harness.LabError(err)

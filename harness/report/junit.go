@@ -60,6 +60,11 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		}
 		s.Cases = append(s.Cases, tc)
 	}
+	if f.Detect != nil || f.Audit != nil {
+		// The verdict is DD-D01's; this case only lists what was found.
+		s.Cases = append(s.Cases, markup.JUnitCase{Classname: "ddhil.detect", Name: "security profiles and audit", Time: "0",
+			SystemOut: &markup.JUnitCDATA{Text: markup.XMLSafe(detectJUnit(f))}})
+	}
 	if f.Run.LabError != "" || f.Run.Incomplete || (f.Outcome == Error && f.Counts.Error == 0) {
 		s.Cases = append(s.Cases, markup.JUnitCase{
 			Classname: "ddhil.run", Name: "run completed", Time: seconds(f.Run.Duration.Seconds()),

@@ -96,6 +96,8 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 	}
 
+	b.WriteString(detectMarkdown(f))
+
 	var links []Artefact
 	for _, fm := range Formats() {
 		if fm.File != FileMarkdown {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ddhil/ddhil/broker/defender"
+	"github.com/ddhil/ddhil/harness/hostload"
 	"github.com/ddhil/ddhil/harness/judge/verdict"
 	"github.com/ddhil/ddhil/harness/target"
 )
@@ -105,6 +106,10 @@ type Report struct {
 	// transport only; the first and last MaxATExchange/2 commands of a long
 	// run): what a reviewer needs when a device never reached MQTT.
 	ATExchange []ATCommand `json:"at_exchange,omitempty"`
+	// Detect is present when the run evaluated security profiles, Audit
+	// when it ran the Audit checks (detect.go).
+	Detect *Detect `json:"detect,omitempty"`
+	Audit  *Audit  `json:"audit,omitempty"`
 }
 
 // MaxATExchange bounds the commands a report keeps (link.jsonl has all).
@@ -132,9 +137,15 @@ type Run struct {
 	Finished    time.Time     `json:"finished"`
 	Duration    time.Duration `json:"duration_ns"`
 	// Clock is "wall" or "virtual" (Renode's virtual time); offsets use it.
-	Clock   string   `json:"clock,omitempty"`
-	Host    string   `json:"host"`
-	Command []string `json:"command"`
+	Clock string `json:"clock,omitempty"`
+	// TargetClock names the target's own clock the timing checks judged on
+	// ("renode-virtual", "guest-ticks:ticks_lo"); empty: host time (a board,
+	// or a target without one). Marks then carry both clocks.
+	TargetClock string `json:"target_clock,omitempty"`
+	// HostLoad is what the host was doing: CPUs, load, steal, stalls.
+	HostLoad *hostload.Record `json:"host_load,omitempty"`
+	Host     string           `json:"host"`
+	Command  []string         `json:"command"`
 	// Incomplete marks a run that stopped before every check could judge
 	// (Ctrl-C, a deadline, a lab failure); IncompleteReason says why.
 	Incomplete       bool   `json:"incomplete"`
@@ -261,12 +272,15 @@ type Mark struct {
 	ReportID *uint64       `json:"report_id,omitempty"`
 	Status   string        `json:"status,omitempty"`
 	ConnID   string        `json:"conn_id,omitempty"`
+	// TargetAt is the same moment on the target's clock (Run.TargetClock).
+	TargetAt *time.Duration `json:"target_at_ns,omitempty"`
 }
 
 // Received is one Defender report the broker received, with its verdict.
 type Received struct {
 	At       time.Duration   `json:"at_ns"`
-	ReportID *uint64         `json:"report_id,omitempty"` // absent when the header did not parse
+	TargetAt *time.Duration  `json:"target_at_ns,omitempty"` // on Run.TargetClock
+	ReportID *uint64         `json:"report_id,omitempty"`    // absent when the header did not parse
 	ConnID   string          `json:"conn_id,omitempty"`
 	Topic    string          `json:"topic"`
 	Format   defender.Format `json:"format"`

@@ -105,11 +105,12 @@ const (
 	laneExpected
 	laneReports
 	laneResponses
+	laneAlarms
 )
 
 var laneNames = map[laneID]string{
 	lanePhase: "phases", laneHarness: "harness", laneLink: "connection", laneExpected: "expected",
-	laneReports: "reports", laneResponses: "responses",
+	laneReports: "reports", laneResponses: "responses", laneAlarms: "alarms",
 }
 
 // layoutTimeline turns the report's timeline, schedule and reports into
@@ -183,6 +184,9 @@ func layoutTimeline(f *Report, reportOf func(m Mark) (int, bool), flagged [][]st
 	}
 	if has[MarkResponse] {
 		lanes = append(lanes, laneResponses)
+	}
+	if f.Detect != nil {
+		lanes = append(lanes, laneAlarms)
 	}
 
 	t := &svgTimeline{
@@ -347,6 +351,9 @@ func layoutTimeline(f *Report, reportOf func(m Mark) (int, bool), flagged [][]st
 			}
 		}
 	}
+	if la, ok := laneAt[laneAlarms]; ok {
+		alarmLayer(t, f, la, x, span)
+	}
 	return t
 }
 
@@ -363,6 +370,9 @@ func statusClass(s string) string {
 
 func markTitle(m Mark) string {
 	parts := []string{Offset(m.At), string(m.Kind)}
+	if m.TargetAt != nil {
+		parts[0] += " (target " + Offset(*m.TargetAt) + ")"
+	}
 	if m.ReportID != nil {
 		parts = append(parts, "report_id "+strconv.FormatUint(*m.ReportID, 10))
 	}

@@ -151,6 +151,7 @@ func fillTimeline(rep *report.Report, c *conformance.Capture, started time.Time)
 			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkFault, Label: label})
 		}
 	}
+	stampTarget(rep, c, shift)
 	sortMarks(rep.Timeline)
 	rep.Artefacts = append(rep.Artefacts, report.RunArtefacts()...)
 }
@@ -187,6 +188,24 @@ func answers(events []broker.Event) map[uint64]string {
 		}
 	}
 	return out
+}
+
+// stampTarget adds the target's clock to every mark and received report
+// when the capture has a trusted one (both clocks in the timeline).
+func stampTarget(rep *report.Report, c *conformance.Capture, shift time.Duration) {
+	if ok, _ := c.ClockTrusted(); !ok {
+		return
+	}
+	at := func(d time.Duration) *time.Duration {
+		t := c.TargetClock.At(d - shift)
+		return &t
+	}
+	for i := range rep.Timeline {
+		rep.Timeline[i].TargetAt = at(rep.Timeline[i].At)
+	}
+	for i := range rep.Reports {
+		rep.Reports[i].TargetAt = at(rep.Reports[i].At)
+	}
 }
 
 func sortMarks(m []report.Mark) {

@@ -20,6 +20,7 @@ import (
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/hostload"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/scenario"
@@ -55,6 +56,24 @@ type Options struct {
 	Settings target.Settings
 	// Screenshot renders report.png with headless Chromium when available.
 	Screenshot bool
+	// SecurityProfiles are Detect definition files (security profiles,
+	// custom metrics, dimensions in AWS JSON) evaluated by DD-D01, on top
+	// of the device profile's security_profiles. An invalid one stops the
+	// run before anything boots with an error wrapping
+	// detect.ErrInvalidProfile.
+	SecurityProfiles []string
+	// Baselines are fleet recordings (events.jsonl) for statistical
+	// thresholds.
+	Baselines []string
+	// Audit runs the device-facing Audit checks on the run; IoTPolicies
+	// (policy documents) and Revoked (CRLs or lists) feed them.
+	Audit       bool
+	IoTPolicies []string
+	Revoked     []string
+	// BrokerPolicy is broker.PolicyOpen ("" too) or broker.PolicyStrict
+	// (a device may use only its own thing's topics; a breach is an
+	// authorization failure, as DD-D01's dd-bad-topic needs).
+	BrokerPolicy string
 	// Command is the command line recorded in the report.
 	Command []string
 	// Progress receives one line per phase (nil: discarded).
@@ -99,9 +118,22 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		logf("verdict %s: %s", rep.Verdict(), rep.VerdictReason())
 		return rep, nil
 	}
+	hostStart, _ := hostload.Read()
 	capture, labErr := execute(ctx, p, rep, logf)
 	checks := p.Checks
 	finish(rep, capture, checks, labErr, ctx.Err(), started)
+	recordHost(rep, capture, hostStart)
+	judged := rep.Run.TargetClock
+	if judged == "" {
+		judged = "host time"
+	}
+	logf("host: %s; timing judged on %s", rep.Run.HostLoad, judged)
+	if capture != nil {
+		fillDetect(rep, capture, started)
+		if err := fillAudit(rep, capture, o, started); err != nil {
+			logf("audit: %v", err)
+		}
+	}
 	if err := report.WriteAll(o.OutDir, rep); err != nil {
 		return rep, fmt.Errorf("runner: writing reports: %w", err)
 	}
@@ -171,12 +203,18 @@ func execute(ctx context.Context, p *Prepared, rep *report.Report, logf func(str
 	logf("starting %s target with %s", o.Target, filepath.Base(o.Firmware))
 	cfg := session.Config{
 		Target:       target,
-		BrokerConfig: broker.Config{Throttle: broker.NoThrottle},
+		BrokerConfig: broker.Config{Throttle: broker.NoThrottle, Policy: o.BrokerPolicy},
 		Profile:      prof,
 		Vars:         vars,
 		Faults:       o.Faults,
 		OutDir:       o.OutDir,
 		Logf:         logf,
+	}
+	if o.Settings.Get("compress") == "true" {
+		// The module's power-up delay runs on host time: at a 34× speed-up
+		// 300 ms would be 10 s of the firmware's time, near its 15 s AT
+		// sync limit. Keep it short against every firmware timeout.
+		cfg.Module.ReadyDelay = 10 * time.Millisecond
 	}
 	s, err := session.Start(ctx, cfg)
 	if err != nil {
@@ -212,8 +250,27 @@ func execute(ctx context.Context, p *Prepared, rep *report.Report, logf func(str
 	}
 	if capture != nil {
 		capture.Expect = exp
+		capture.SecurityProfiles, capture.Baseline = p.Detect, p.Baseline
 	}
 	return capture, runErr
+}
+
+// recordHost puts the host's CPUs, load, steal time and the stalls it
+// caused into the report: a timing verdict is only as good as its host.
+func recordHost(rep *report.Report, c *conformance.Capture, start hostload.Snapshot) {
+	end, _ := hostload.Read()
+	rec := hostload.Between(start, end)
+	if c != nil {
+		var samples []hostload.Sample
+		for _, st := range c.Stalls {
+			samples = append(samples, hostload.Sample{At: st.At, Emulator: st.Emulator, Harness: st.Harness})
+		}
+		hostload.Summarise(&rec, samples)
+		if tb := c.TimeBase(); tb != "host" {
+			rep.Run.TargetClock = tb
+		}
+	}
+	rep.Run.HostLoad = &rec
 }
 
 // finish evaluates the checks and fills the report.

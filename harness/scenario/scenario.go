@@ -48,6 +48,15 @@ type Session interface {
 
 var _ Session = (*session.Session)(nil)
 
+// TargetTimer is a session that can time a phase on the target's own clock
+// (docs/timing.md): the phase budgets are the firmware's time, which a
+// loaded host stretches and time compression shrinks.
+type TargetTimer interface {
+	WithTargetTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc)
+}
+
+var _ TargetTimer = (*session.Session)(nil)
+
 // Config is what the phases need to know about the device.
 type Config struct {
 	Thing  string
@@ -156,10 +165,6 @@ func (r *runner) failed(phase, format string, args ...any) {
 	r.s.Action(conformance.ActionStepFailed, msg)
 }
 
-func (r *runner) await(ctx context.Context, phase string, n int, within time.Duration) error {
-	return r.awaitAfter(ctx, phase, r.s.Mark(), n, within)
-}
-
 // awaitAfter waits for n reports after mark, at most within. Missing
 // reports are the firmware's business (the checks judge them); a dead
 // target or a cancelled run is returned.
@@ -170,7 +175,13 @@ func (r *runner) awaitAfter(ctx context.Context, phase string, mark uint64, n in
 
 // awaitN is awaitAfter that also says how many reports came.
 func (r *runner) awaitN(ctx context.Context, phase string, mark uint64, n int, within time.Duration) (int, error) {
-	wctx, cancel := context.WithTimeout(ctx, within)
+	var wctx context.Context
+	var cancel context.CancelFunc
+	if tt, ok := r.s.(TargetTimer); ok {
+		wctx, cancel = tt.WithTargetTimeout(ctx, within)
+	} else {
+		wctx, cancel = context.WithTimeout(ctx, within)
+	}
 	defer cancel()
 	start := time.Now()
 	// Any thing counts: a device that reports for the wrong thing is still

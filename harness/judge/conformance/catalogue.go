@@ -51,6 +51,10 @@ type Outcome struct {
 	// Notes say how a check judged (e.g. which fields it matched on).
 	Notes    []string
 	Measured string
+	// Inconclusive, with no findings, says the check could not judge because
+	// the host stalled the run more than its tolerance absorbs: a lab
+	// problem (status error), never the firmware's failure.
+	Inconclusive string
 }
 
 // Check is one entry of the catalogue. IDs are stable once published.
@@ -140,11 +144,22 @@ func evaluateOne(c *Capture, ch Check) (res Result) {
 			res.Error = fmt.Sprintf("check panicked: %v", p)
 		}
 	}()
-	o := ch.Run(c)
+	judged := c
+	if onTargetClock[ch.ID] {
+		judged = c.inTargetTime()
+	}
+	o := ch.Run(judged)
+	if onTargetClock[ch.ID] {
+		stampClocks(judged, o.Findings)
+	}
 	res.Findings = o.Findings
 	res.Notes = o.Notes
 	res.Measured = o.Measured
 	res.Status = verdict.Of(ch.Severity, len(o.Findings), o.SkipReason)
+	if len(o.Findings) == 0 && o.Inconclusive != "" {
+		res.Status = StatusError
+		res.Error = "inconclusive (lab problem, not a firmware failure): " + o.Inconclusive
+	}
 	if res.Status == StatusSkip {
 		res.SkipReason = o.SkipReason
 	}

@@ -63,4 +63,6 @@ var catalogue = []Check{
 		Citation: citeSecurity, ProvenBy: "no firmware fault (the reference agent has no TLS): a real mutual-TLS client with an RSA-1024 certificate (harness/judge/conformance/tls_test.go)", Run: checkTLS},
 	{ID: "DD-X02", Title: "Stays within its own thing's topics", Severity: SeverityFail,
 		Citation: citePolicy, ProvenBy: "wrong-thing", Run: checkOwnTopics},
+	{ID: "DD-D01", Title: "No behaviour alarms during normal operation", Severity: SeverityFail,
+		Citation: citeDetect, ProvenBy: "dd-extra-out, dd-listen, dd-bad-topic (each with fixtures/security-profiles/<fault>.json)", Run: checkDetect},
 }

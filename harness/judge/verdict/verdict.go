@@ -85,12 +85,13 @@ const (
 	CategoryAccuracy   Category = "accuracy"   // DD-A..
 	CategoryResilience Category = "resilience" // DD-R..
 	CategorySecurity   Category = "security"   // DD-X..
+	CategoryDetect     Category = "detect"     // DD-D.. (security profiles)
 	CategoryOther      Category = "other"      // anything else (e.g. DD-RUN)
 )
 
 var categoryLetter = map[byte]Category{
 	'S': CategorySchema, 'P': CategoryProtocol, 'T': CategoryTiming, 'I': CategoryIdentity,
-	'A': CategoryAccuracy, 'R': CategoryResilience, 'X': CategorySecurity,
+	'A': CategoryAccuracy, 'R': CategoryResilience, 'X': CategorySecurity, 'D': CategoryDetect,
 }
 
 // CategoryOf names the section of a check ID such as "DD-T02". IDs with
