@@ -73,6 +73,12 @@ type Config struct {
 	// Record, when set, receives the event log as JSON Lines; it is written
 	// by a goroutine of its own and flushed on Close.
 	Record io.Writer
+	// KeepLast, when > 0, keeps only the latest KeepLast events in memory
+	// (a ring) instead of every event: for fleets, whose whole log would
+	// not fit. Record still receives every event. Events, Since and WaitFor
+	// then see only the kept events; Recorder.Count and WaitCount see all.
+	// 0 keeps everything, which conformance runs need (they read Events).
+	KeepLast int
 	// Logger receives mochi's and the broker's diagnostics; nil discards.
 	Logger *slog.Logger
 

@@ -247,15 +247,27 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	ev.Topic, ev.QoS, ev.Retain = pk.TopicName, pk.FixedHeader.Qos, pk.FixedHeader.Retain
 	// The report event keeps a Defender report's whole payload; the publish
 	// event keeps a bounded prefix, so a client looping 128 KB publishes on
-	// other topics cannot grow the in-memory log at network speed.
-	ev.Payload = bytes.Clone(pk.Payload[:min(len(pk.Payload), maxPublishPayloadLogged)])
+	// other topics cannot grow the in-memory log at network speed. mochi
+	// reads every packet into a buffer of its own that nothing writes to
+	// afterwards, so the events share it instead of copying: a report's
+	// buffer is kept whole by its report event anyway, and a short publish
+	// costs no more than its prefix. Only a long non-report publish is cut
+	// to a copied prefix, so it does not pin its whole buffer.
+	kind, thing, isReport := defender.MatchTopic(pk.TopicName)
+	isReport = isReport && kind.IsPublish()
+	n := min(len(pk.Payload), maxPublishPayloadLogged)
+	if isReport || n == len(pk.Payload) {
+		ev.Payload = pk.Payload[:n:n]
+	} else {
+		ev.Payload = bytes.Clone(pk.Payload[:n])
+	}
 	ev.Size = len(pk.Payload)
-	if kind, thing, ok := defender.MatchTopic(pk.TopicName); ok && kind.IsPublish() {
+	if isReport {
 		ev.Thing, ev.Format = thing, kind.Format()
 	}
 	h.b.rec.Record(ev)
 	c.pendingReport, c.pendingJob = false, nil
-	if kind, thing, ok := defender.MatchTopic(pk.TopicName); ok && kind.IsPublish() {
+	if isReport {
 		c.pendingReport = true
 		c.pendingJob = h.b.judgeReport(c, pk, kind, thing)
 	}

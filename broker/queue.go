@@ -6,7 +6,8 @@ import "sync"
 // goroutine that produces a response never waits on the one that sends it.
 type fifo[T any] struct {
 	mu    sync.Mutex
-	items []T
+	items []T // items[head:] are queued
+	head  int
 	ready chan struct{} // one token while items may be non-empty
 }
 
@@ -39,12 +40,15 @@ func (q *fifo[T]) pop(done <-chan struct{}) (v T, ok bool) {
 func (q *fifo[T]) tryPop() (v T, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) == 0 {
+	if q.head == len(q.items) {
 		return v, false
 	}
-	v = q.items[0]
+	v = q.items[q.head]
 	var zero T
-	q.items[0] = zero
-	q.items = q.items[1:]
+	q.items[q.head] = zero
+	q.head++
+	if q.head == len(q.items) { // drained: reuse the array from the start
+		q.items, q.head = q.items[:0], 0
+	}
 	return v, true
 }

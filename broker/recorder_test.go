@@ -229,3 +229,126 @@ func TestManySubscribersSeeSameOrder(t *testing.T) {
 		assert.Equal(t, i, (<-bch).Seq)
 	}
 }
+
+// TestRingRecorder: a ring recorder keeps only the latest events in memory
+// while the recording gets every one, in order; counts cover every event,
+// WaitFor starts at the oldest kept event, and the writer lagging behind
+// the ring loses nothing.
+func TestRingRecorder(t *testing.T) {
+	w := &blockingWriter{release: make(chan struct{})}
+	r := NewRingRecorder(w, 3)
+	assert.Equal(t, 3, r.Keep())
+	for i := range 10 {
+		kind := EventMeter
+		if i%2 == 0 {
+			kind = EventPublish
+		}
+		r.Record(Event{Kind: kind, ConnID: fmt.Sprint(i + 1)})
+	}
+	kept := r.Events()
+	require.Len(t, kept, 3, "only the latest 3 stay in memory")
+	for i, ev := range kept {
+		assert.Equal(t, uint64(8+i), ev.Seq)
+		assert.Equal(t, fmt.Sprint(8+i), ev.ConnID)
+	}
+	assert.Len(t, r.Since(8), 2)
+	assert.Len(t, r.Since(2), 3, "Since starts at the oldest kept event")
+	assert.Equal(t, uint64(10), r.Last())
+	assert.Equal(t, uint64(5), r.Count(EventPublish))
+	assert.Equal(t, uint64(5), r.Count(EventMeter))
+
+	// WaitFor searches from the oldest kept event: seq 1 (a publish) is gone.
+	ev, err := r.WaitFor(testCtx(t), func(ev Event) bool { return ev.Kind == EventPublish })
+	require.NoError(t, err)
+	assert.Equal(t, uint64(9), ev.Seq)
+
+	// WaitCount counts every event, and wakes on new ones.
+	n, err := r.WaitCount(testCtx(t), EventMeter, 5)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(5), n)
+	done := make(chan error, 1)
+	go func() { _, err := r.WaitCount(context.Background(), EventMeter, 6); done <- err }()
+	r.Record(Event{Kind: EventMeter, ConnID: "11"})
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(waitLimit):
+		t.Fatal("WaitCount was not woken")
+	}
+	ctx, stop := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer stop()
+	_, err = r.WaitCount(ctx, EventReport, 1)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	close(w.release) // the writer was blocked all along: nothing may be lost
+	require.NoError(t, r.Close())
+	back, err := ReadJSONL(bytes.NewReader(w.buf.Bytes()))
+	require.NoError(t, err)
+	require.Len(t, back, 11, "the recording holds every event")
+	for i, ev := range back {
+		assert.Equal(t, uint64(i+1), ev.Seq)
+		assert.Equal(t, fmt.Sprint(i+1), ev.ConnID)
+	}
+}
+
+// TestBrokerKeepLast: with Config.KeepLast the broker's in-memory log is
+// bounded while its recording and counts cover the whole session.
+func TestBrokerKeepLast(t *testing.T) {
+	var rec syncbuf.Buffer
+	b := startBroker(t, Config{Throttle: NoThrottle, Record: &rec, KeepLast: 4})
+	d := newDevice(t, b, "thing-ring")
+	const reports = 10
+	for id := uint64(1); id <= reports; id++ {
+		resp, _ := d.report(t, defender.JSON, reportJSON(id))
+		require.Equal(t, id, *resp.ReportID)
+	}
+	_, err := b.Recorder().WaitCount(testCtx(t), EventResponse, reports)
+	require.NoError(t, err)
+	assert.Len(t, b.Events(), 4)
+	assert.Equal(t, uint64(reports), b.Recorder().Count(EventReport))
+	require.NoError(t, b.Close())
+	back, err := ReadJSONL(bytes.NewReader(rec.Bytes()))
+	require.NoError(t, err)
+	assert.EqualValues(t, b.Recorder().Last(), len(back))
+	reportsSeen := 0
+	for _, ev := range back {
+		if ev.Kind == EventReport {
+			reportsSeen++
+		}
+	}
+	assert.Equal(t, reports, reportsSeen)
+}
+
+// TestRecorderChunks: a keep-everything log spanning several chunks is
+// kept and written whole and in order, including an exact chunk boundary.
+func TestRecorderChunks(t *testing.T) {
+	var buf syncbuf.Buffer
+	r := NewRecorder(&buf)
+	const n = 2*chunkSize + 1
+	for i := range n {
+		r.Record(Event{Kind: EventMeter, ConnID: fmt.Sprint(i + 1)})
+		if i+1 == chunkSize {
+			_, err := r.WaitForAfter(testCtx(t), chunkSize-1, func(Event) bool { return true })
+			require.NoError(t, err)
+		}
+	}
+	evs := r.Events()
+	require.Len(t, evs, n)
+	for i, ev := range evs {
+		require.Equal(t, uint64(i+1), ev.Seq)
+		require.Equal(t, fmt.Sprint(i+1), ev.ConnID)
+	}
+	assert.Len(t, r.Since(chunkSize), chunkSize+1)
+	require.NoError(t, r.Close())
+	back, err := ReadJSONL(bytes.NewReader(buf.Bytes()))
+	require.NoError(t, err)
+	require.Len(t, back, n)
+	assert.Equal(t, uint64(n), back[n-1].Seq)
+
+	// Closing exactly on a chunk boundary ends the writer.
+	r2 := NewRecorder(&buf)
+	for range chunkSize {
+		r2.Record(Event{Kind: EventMeter})
+	}
+	require.NoError(t, r2.Close())
+}

@@ -96,7 +96,7 @@ func (b *Broker) judgeReport(c *conn, pk packets.Packet, kind defender.TopicKind
 
 	ev := c.event(EventReport)
 	ev.Topic, ev.QoS, ev.Retain = pk.TopicName, pk.FixedHeader.Qos, pk.FixedHeader.Retain
-	ev.Payload = append([]byte(nil), pk.Payload...)
+	ev.Payload = pk.Payload // mochi's own buffer for this packet, never reused
 	ev.Thing, ev.Format, ev.Result = thing, f, &res
 	ev.Reason, ev.Fault = note, fault
 	b.rec.Record(ev)

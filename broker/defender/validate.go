@@ -37,7 +37,7 @@ func Validate(f Format, payload []byte, opts Options) Result {
 		res.Problem = firstProblem(sizeProblem, hard)
 		return res
 	}
-	v := validator{opts: opts}
+	v := validator{opts: opts, path: make(pathStack, 0, 8)} // deep enough for every report path: one allocation
 	res.Report = v.report(&root)
 	res.HeaderParsed, res.ReportID = v.headerParsed, v.reportID
 	res.Problem = firstProblem(sizeProblem, soft, v.problem)

@@ -285,6 +285,22 @@ func printFleet(w io.Writer, reports []*fleet.Report) {
 			return mib(r.ResponderPeakRSS)
 		})
 	}
+	if reports[0].BrokerRuntime != nil {
+		// ddhil's broker process: where its memory went, what GC cost.
+		rt := func(f func(*fleet.RuntimePeaks) string) func(r *fleet.Report) string {
+			return func(r *fleet.Report) string {
+				if r.BrokerRuntime == nil {
+					return "-"
+				}
+				return f(r.BrokerRuntime)
+			}
+		}
+		row("broker goroutine stacks (peak)", rt(func(p *fleet.RuntimePeaks) string { return mib(p.Stacks) }))
+		row("broker live heap (peak)", rt(func(p *fleet.RuntimePeaks) string { return mib(p.HeapLive) }))
+		row("broker GC share of CPU", rt(func(p *fleet.RuntimePeaks) string {
+			return fmt.Sprintf("%.0f %% (GOGC %d, limit %s)", 100*p.GCCPU, p.GCPercent, mib(uint64(max(p.MemoryLimit, 0))))
+		}))
+	}
 	row("total peak RSS", func(r *fleet.Report) string {
 		return mib(r.Process.PeakRSS + r.BrokerPeakRSS + r.ResponderPeakRSS)
 	})

@@ -26,16 +26,28 @@ type Report struct {
 	// ResponderPeakRSS is the responder's VmHWM when it ran in a process of
 	// its own.
 	ResponderPeakRSS uint64 `json:"responder_peak_rss_bytes,omitempty"`
+	// BrokerRuntime is the Go runtime's view of ddhil's broker process
+	// when it ran in a process of its own: peak goroutine stacks and live
+	// heap, and the garbage collector's share of its CPU.
+	BrokerRuntime *RuntimePeaks `json:"broker_runtime,omitempty"`
 	// BrokerEvents is how many events ddhil's broker logged.
 	BrokerEvents uint64 `json:"broker_events,omitempty"`
 }
 
 // BrokerConfig is the ddhil broker configuration for a fleet: AWS's
 // throttle window scaled like the periods, so a well-behaved fleet is never
-// throttled and a too-fast one would be.
+// throttled and a too-fast one would be. The event log streams to record
+// and only the latest KeepEvents events stay in memory: a fleet's whole
+// log (about 7 KiB per report) would dominate the broker's memory and its
+// garbage collection.
 func BrokerConfig(p *Profile, record io.Writer) broker.Config {
-	return broker.Config{Throttle: time.Duration(float64(broker.DefaultThrottle) / p.PeriodScale), Record: record}
+	return broker.Config{Throttle: time.Duration(float64(broker.DefaultThrottle) / p.PeriodScale), Record: record,
+		KeepLast: KeepEvents}
 }
+
+// KeepEvents is how many of the latest events a fleet's broker keeps in
+// memory.
+const KeepEvents = 1024
 
 // RunDDHIL starts ddhil's broker (recording to record when non-nil), runs
 // the fleet against it and closes it (which flushes the record).
@@ -136,19 +148,13 @@ func RunMosquitto(ctx context.Context, opts Options, responder func(addr string)
 	return rep, err
 }
 
-// waitDisconnects waits until the broker logged n disconnects.
+// waitDisconnects waits until the broker logged n disconnects (counted
+// over the whole log, not only the events its ring keeps).
 func waitDisconnects(ctx context.Context, b *broker.Broker, n int) error {
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	seen := 0
-	_, err := b.WaitFor(wctx, func(ev broker.Event) bool {
-		if ev.Kind == broker.EventDisconnect {
-			seen++
-		}
-		return seen >= n
-	})
-	if err != nil {
-		return fmt.Errorf("fleet: broker logged %d of %d disconnects: %w", seen, n, err)
+	if _, err := b.Recorder().WaitCount(wctx, broker.EventDisconnect, uint64(n)); err != nil {
+		return fmt.Errorf("fleet: %w", err)
 	}
 	return nil
 }

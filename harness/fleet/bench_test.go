@@ -18,6 +18,10 @@ import (
 //
 //	go test -run '^$' -bench Fleet -benchtime 1x ./harness/fleet
 //	DDHIL_FLEET_DEVICES=10000 DDHIL_FLEET_DURATION=60s go test -run '^$' -bench Fleet -benchtime 1x -timeout 10m ./harness/fleet
+//	DDHIL_FLEET_SCALE=30000 go test -run '^$' -bench Fleet -benchtime 1x ./harness/fleet   # saturation
+//
+// DDHIL_FLEET_TEST_CPUPROFILE=FILE writes a CPU profile of ddhil's broker
+// process (go tool pprof FILE).
 //
 // Both brokers and the responder run in processes of their own (this test
 // binary), so none shares a Go runtime with the agents.
@@ -40,6 +44,11 @@ func BenchmarkFleet(b *testing.B) {
 	p, err := LoadProfile("../../fixtures/fleet/normal.yaml")
 	if err != nil {
 		b.Fatal(err)
+	}
+	if s := os.Getenv("DDHIL_FLEET_SCALE"); s != "" { // e.g. 30000: saturation
+		if p.PeriodScale, err = strconv.ParseFloat(s, 64); err != nil || p.PeriodScale < 1 {
+			b.Fatalf("DDHIL_FLEET_SCALE: %q", s)
+		}
 	}
 	opts := Options{Devices: devices, Profile: p, Duration: duration}
 	b.Run("ddhil/devices="+strconv.Itoa(devices), func(b *testing.B) {
@@ -79,4 +88,9 @@ func reportBench(b *testing.B, rep *Report, err error) {
 	b.ReportMetric(rep.Storm.Seconds(), "storm-s")
 	b.ReportMetric(float64(rep.Process.PeakRSS)/(1<<20), "fleet-MiB")
 	b.ReportMetric(float64(rep.BrokerPeakRSS+rep.ResponderPeakRSS)/(1<<20), "broker-MiB")
+	if r := rep.BrokerRuntime; r != nil {
+		b.ReportMetric(float64(r.Stacks)/(1<<20), "stacks-MiB")
+		b.ReportMetric(float64(r.HeapLive)/(1<<20), "heap-MiB")
+		b.ReportMetric(100*r.GCCPU, "gc-%")
+	}
 }

@@ -30,15 +30,9 @@ func TestHeapPerConnectedAgent(t *testing.T) {
 		_, err := Run(ctx, Options{Addr: b.Addr("tcp"), Devices: n, Profile: p, Duration: 5 * time.Second})
 		done <- err
 	}()
-	seen := 0
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err = b.WaitFor(wctx, func(ev broker.Event) bool {
-		if ev.Kind == broker.EventSubscribe {
-			seen++
-		}
-		return seen == 2*n
-	})
+	_, err = b.Recorder().WaitCount(wctx, broker.EventSubscribe, 2*n)
 	require.NoError(t, err)
 	per := (liveHeap() - before) / n
 	require.NoError(t, <-done)

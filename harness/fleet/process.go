@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -27,14 +28,51 @@ import (
 
 // brokerStats is what the child reports when it is done.
 type brokerStats struct {
-	PeakRSS uint64 `json:"peak_rss_bytes"`
-	Events  uint64 `json:"events"`
-	Error   string `json:"error,omitempty"`
+	PeakRSS uint64       `json:"peak_rss_bytes"`
+	Events  uint64       `json:"events"`
+	Runtime RuntimePeaks `json:"runtime"`
+	// The collector settings in force (tuneBrokerGC).
+	GCPercent   int    `json:"gc_percent"`
+	MemoryLimit int64  `json:"memory_limit_bytes"`
+	Error       string `json:"error,omitempty"`
+}
+
+// Garbage collector settings of the broker process, unless GOGC or
+// GOMEMLIMIT are set in its environment. With the event log streamed (see
+// BrokerConfig), the live heap is mostly per-connection state, and at the
+// default GOGC=100 the collector took 15-17 % of the broker's CPU at
+// saturation and shrank and regrew the connections' goroutine stacks over
+// and over. At 400 it runs a quarter as often: 1,000 agents in a closed
+// loop went from about 2,600 to 5,800 accepted reports/s (GC 5 %) for a
+// peak heap of 150-250 MiB instead of 60. The memory limit makes the
+// collector work harder only when the process nears it, so a 10,000-agent
+// fleet (broker plus agents) stays under 1 GiB.
+const (
+	BrokerGCPercent   = 400
+	BrokerMemoryLimit = 640 << 20
+)
+
+// tuneBrokerGC applies BrokerGCPercent and BrokerMemoryLimit unless the
+// environment chose otherwise, and returns the settings in force.
+func tuneBrokerGC() (gcPercent int, limit int64) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(BrokerGCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(BrokerMemoryLimit)
+	}
+	gcPercent = debug.SetGCPercent(-1)
+	debug.SetGCPercent(gcPercent)
+	return gcPercent, debug.SetMemoryLimit(-1)
 }
 
 // ServeBroker is the child side: it runs ddhil's broker for profile p
 // (recording to record when non-nil) and follows the protocol on in/out.
+// It tunes the process's garbage collector (tuneBrokerGC): it owns the
+// process.
 func ServeBroker(ctx context.Context, p *Profile, record io.Writer, in io.Reader, out io.Writer) error {
+	var st brokerStats
+	st.GCPercent, st.MemoryLimit = tuneBrokerGC()
 	b, err := broker.New(BrokerConfig(p, record))
 	if err != nil {
 		return err
@@ -46,6 +84,9 @@ func ServeBroker(ctx context.Context, p *Profile, record io.Writer, in io.Reader
 		_ = b.Close()
 		return err
 	}
+	stopSampling := make(chan struct{})
+	peaks := make(chan RuntimePeaks, 1)
+	go func() { peaks <- sampleRuntime(100*time.Millisecond, stopSampling) }()
 	fmt.Fprintf(out, "addr %s\n", b.Addr("tcp"))
 	sc := bufio.NewScanner(in)
 	n := 0
@@ -54,7 +95,6 @@ func ServeBroker(ctx context.Context, p *Profile, record io.Writer, in io.Reader
 			break
 		}
 	}
-	var st brokerStats
 	if n > 0 {
 		if err := waitDisconnects(ctx, b, n); err != nil {
 			st.Error = err.Error()
@@ -64,6 +104,8 @@ func ServeBroker(ctx context.Context, p *Profile, record io.Writer, in io.Reader
 		st.Error = err.Error()
 	}
 	st.Events = b.Recorder().Last()
+	close(stopSampling)
+	st.Runtime = <-peaks
 	st.PeakRSS, _ = ProcStatus(os.Getpid(), "VmHWM")
 	js, _ := json.Marshal(st)
 	fmt.Fprintf(out, "done %s\n", js)
@@ -107,6 +149,8 @@ func RunDDHILProcess(ctx context.Context, opts Options, cmd *exec.Cmd) (*Report,
 		err = fmt.Errorf("fleet: broker process: %w", jerr)
 	}
 	rep.BrokerPeakRSS, rep.BrokerEvents = st.PeakRSS, st.Events
+	st.Runtime.GCPercent, st.Runtime.MemoryLimit = st.GCPercent, st.MemoryLimit
+	rep.BrokerRuntime = &st.Runtime
 	if st.Error != "" && err == nil {
 		err = fmt.Errorf("fleet: broker process: %s", st.Error)
 	}

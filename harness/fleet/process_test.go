@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -41,12 +42,23 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(err)
 		}
+		if prof := os.Getenv("DDHIL_FLEET_TEST_CPUPROFILE"); prof != "" { // profile the broker process
+			pf, err := os.Create(prof)
+			if err != nil {
+				panic(err)
+			}
+			if err := pprof.StartCPUProfile(pf); err != nil {
+				panic(err)
+			}
+			defer pprof.StopCPUProfile()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err = ServeBroker(ctx, p, f, os.Stdin, os.Stdout)
 		cancel()
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
+		pprof.StopCPUProfile()
 		if err != nil {
 			os.Exit(1)
 		}
@@ -71,6 +83,13 @@ func TestFleetAgainstBrokerProcess(t *testing.T) {
 	require.Equal(t, rep.Sent, rep.Accepted, rep.FirstError)
 	require.Positive(t, rep.BrokerPeakRSS)
 	require.Positive(t, rep.BrokerEvents)
+	require.NotNil(t, rep.BrokerRuntime)
+	require.Positive(t, rep.BrokerRuntime.Stacks)
+	require.Positive(t, rep.BrokerRuntime.HeapLive)
+	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
+		require.Equal(t, BrokerGCPercent, rep.BrokerRuntime.GCPercent, "the broker process tunes its collector")
+		require.EqualValues(t, BrokerMemoryLimit, rep.BrokerRuntime.MemoryLimit)
+	}
 
 	f, err := os.Open(recPath)
 	require.NoError(t, err)

@@ -154,3 +154,59 @@ func ProcStatus(pid int, field string) (uint64, error) {
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
 }
+
+// RuntimePeaks are the largest Go runtime figures a sampler saw during a
+// run, and the share of CPU time the garbage collector took: they say
+// where a broker's memory went (goroutine stacks or heap) and what the
+// collector cost.
+type RuntimePeaks struct {
+	Stacks     uint64  `json:"stacks_bytes"`       // /memory/classes/heap/stacks:bytes
+	HeapLive   uint64  `json:"heap_objects_bytes"` // /memory/classes/heap/objects:bytes
+	GoTotal    uint64  `json:"go_total_bytes"`     // /memory/classes/total:bytes
+	Goroutines int     `json:"goroutines"`
+	GCCPU      float64 `json:"gc_cpu_share"` // GC CPU / total CPU over the run
+	// GCPercent and MemoryLimit are the collector settings in force.
+	GCPercent   int   `json:"gc_percent"`
+	MemoryLimit int64 `json:"memory_limit_bytes"`
+}
+
+// sampleRuntime records RuntimePeaks every interval until stop is closed,
+// then returns them.
+func sampleRuntime(interval time.Duration, stop <-chan struct{}) RuntimePeaks {
+	names := []string{"/memory/classes/heap/stacks:bytes", "/memory/classes/heap/objects:bytes",
+		"/memory/classes/total:bytes", "/cpu/classes/gc/total:cpu-seconds", "/cpu/classes/total:cpu-seconds"}
+	s := make([]metrics.Sample, len(names))
+	for i, n := range names {
+		s[i].Name = n
+	}
+	u := func(i int) uint64 {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			return s[i].Value.Uint64()
+		}
+		return 0
+	}
+	f := func(i int) float64 {
+		if s[i].Value.Kind() == metrics.KindFloat64 {
+			return s[i].Value.Float64()
+		}
+		return 0
+	}
+	metrics.Read(s)
+	gc0, tot0 := f(3), f(4)
+	var p RuntimePeaks
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		metrics.Read(s)
+		p.Stacks, p.HeapLive, p.GoTotal = max(p.Stacks, u(0)), max(p.HeapLive, u(1)), max(p.GoTotal, u(2))
+		p.Goroutines = max(p.Goroutines, runtime.NumGoroutine())
+		if d := f(4) - tot0; d > 0 {
+			p.GCCPU = (f(3) - gc0) / d
+		}
+		select {
+		case <-stop:
+			return p
+		case <-t.C:
+		}
+	}
+}
