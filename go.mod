@@ -80,6 +80,7 @@ require (
 	golang.org/x/tools v0.51.0 // indirect
 	gotest.tools/gotestsum v1.13.0 // indirect
 	honnef.co/go/tools v0.8.2 // indirect
+	tinygo.org/x/drivers v0.26.0 // indirect
 )
 
 tool (
