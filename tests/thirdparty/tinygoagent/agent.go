@@ -27,13 +27,17 @@
 //
 // network_stats are counted from what the driver reports: bytes_out and
 // packets_out are the Conn.Write calls that succeeded (one CIPSEND each,
-// counted on SEND OK), bytes_in the bytes Conn.Read returned (+IPD data),
-// packets_in the Conn.Reads that returned data. The driver hides +IPD
-// boundaries, so packets_in equals the module's +IPD count only while at
-// most one +IPD is pending per read, which the agent's request/response
-// rhythm keeps true. It cannot count traffic the driver swallows (none in
-// single-link TCP) nor learn its local port (the driver never asks
-// AT+CIPSTATUS), so tcp_connections carries remote_addr only.
+// counted on SEND OK), packets_in the Conn.Reads that returned data, and
+// bytes_in the bytes of the MQTT packets parsed from them. The driver hides
+// +IPD boundaries and framing: packets_in equals the module's +IPD count
+// only while at most one +IPD is pending per read (the agent's
+// request/response rhythm keeps it so), and the driver hands over whatever
+// follows +IPD data in the same UART read (a CLOSED\r\n), which the agent
+// cannot tell from data except by parsing, so bytes that do not parse are
+// not counted (nor are a packet's first bytes before the rest arrived). It
+// cannot learn its local port (the driver never asks AT+CIPSTATUS), so
+// tcp_connections carries remote_addr only, and it notices a dropped link
+// only when its next report's CIPSEND fails (the driver swallows CLOSED).
 package tinygoagent
 
 import (
@@ -321,6 +325,14 @@ func handshake(ctx context.Context, dev *espat.Device) bool {
 	// A link the previous boot left open (a target reset does not reset
 	// the module) would make AT+CIPSTART answer ALREADY CONNECTED.
 	_ = dev.DisconnectSocket()
+	// Data a link of the previous boot delivered while the MCU reset (the
+	// driver keeps any +IPD it sees) is not this boot's traffic.
+	buf := make([]byte, 512)
+	for dev.IsSocketDataAvailable() {
+		if n, _ := dev.ReadSocket(buf); n == 0 {
+			break
+		}
+	}
 	return true
 }
 
@@ -452,8 +464,7 @@ func (a *Agent) response(p packets.ControlPacket, con *console) {
 // traffic is what the driver carried for this boot.
 type traffic struct{ bytesOut, pktsOut, bytesIn, pktsIn uint64 }
 
-func (t *traffic) sent(n int)     { t.bytesOut += uint64(n); t.pktsOut++ }
-func (t *traffic) received(n int) { t.bytesIn += uint64(n); t.pktsIn++ }
+func (t *traffic) sent(n int) { t.bytesOut += uint64(n); t.pktsOut++ }
 func (t traffic) sub(o traffic) traffic {
 	return traffic{t.bytesOut - o.bytesOut, t.pktsOut - o.pktsOut, t.bytesIn - o.bytesIn, t.pktsIn - o.pktsIn}
 }
@@ -478,7 +489,9 @@ type (
 		Ports []port `json:"ports"`
 		Total int    `json:"total"`
 	}
-	port     struct{ Port int `json:"port"` }
+	port struct {
+		Port int `json:"port"`
+	}
 	netStats struct {
 		BytesIn    uint64 `json:"bytes_in"`
 		BytesOut   uint64 `json:"bytes_out"`

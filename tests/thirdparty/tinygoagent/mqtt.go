@@ -67,7 +67,11 @@ func typeOf(p packets.ControlPacket) uint8 {
 }
 
 // poll takes what the driver received (each conn.Read returns the data of
-// the +IPD messages the driver parsed) and returns the complete packets.
+// the +IPD message the driver parsed) and returns the complete packets.
+// A read with data counts as a packet in; its bytes count once they parse
+// as MQTT: the driver passes whatever follows the +IPD data in the same
+// UART read into the stream (CLOSED\r\n when the broker drops the link
+// right after answering), and that is no traffic.
 func (l *link) poll() ([]packets.ControlPacket, error) {
 	buf := make([]byte, 2048)
 	for l.dev.IsSocketDataAvailable() {
@@ -75,7 +79,7 @@ func (l *link) poll() ([]packets.ControlPacket, error) {
 		if n == 0 {
 			break // only lines the driver does not pass on (CLOSED, ...)
 		}
-		l.stats.received(n)
+		l.stats.pktsIn++
 		l.in = append(l.in, buf[:n]...)
 	}
 	var out []packets.ControlPacket
@@ -88,7 +92,9 @@ func (l *link) poll() ([]packets.ControlPacket, error) {
 		if err != nil {
 			return out, fmt.Errorf("mqtt stream: %w", err)
 		}
-		l.in = l.in[len(l.in)-r.Len():]
+		used := len(l.in) - r.Len()
+		l.stats.bytesIn += uint64(used)
+		l.in = l.in[used:]
 		out = append(out, p)
 	}
 	return out, nil
