@@ -201,7 +201,7 @@ func joinInts(v []int) string {
 	return strings.Join(s, ",")
 }
 
-// nextID is the report ID after the last one sent, from NVM: report IDs
+// nextID is the report ID after the last one used, from NVM: report IDs
 // keep increasing across reconnects and reboots.
 func (a *Agent) nextID() uint64 {
 	a.mu.Lock()
@@ -418,7 +418,11 @@ func (a *Agent) connection(ctx context.Context, dev *espat.Device, u *uart, cfg 
 
 // report publishes one Device Defender report (QoS 0, no retain).
 func (a *Agent) report(l *link, cfg Config, prefix, remote string, con *console, st, base *traffic) error {
+	// The ID is stored before the send: a reset between the broker
+	// receiving the report and the driver seeing SEND OK must not make the
+	// next boot reuse it (AWS would discard that report as a duplicate).
 	id := a.nextID()
+	a.sentID(id)
 	now := *st
 	body, err := json.Marshal(buildReport(id, cfg, remote, now.sub(*base)))
 	if err != nil {
@@ -430,7 +434,6 @@ func (a *Agent) report(l *link, cfg Config, prefix, remote string, con *console,
 	if err := l.send(pp); err != nil {
 		return err
 	}
-	a.sentID(id)
 	*base = now
 	con.logf("report: published id=%d format=json keys=long bytes=%d", id, len(body))
 	return nil

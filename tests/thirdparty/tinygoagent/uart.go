@@ -12,12 +12,23 @@ import (
 // give what the receive buffer holds and never block. The bytes the module
 // writes land in the buffer as they arrive on the pipe.
 //
+// The first look after a Write shows only the bytes received before that
+// Write. On the hardware a reply takes at least half a millisecond of wire
+// time at 115200 baud, plus the module's processing, while a driver looks
+// microseconds after its Write returns, so that look never shows the
+// reply; the emulated module answers in microseconds, and without the rule
+// the same driver code would see a reply sometimes at once and sometimes
+// at its next poll (100 ms later for espat), which made report timing and
+// the driver's reading of multi-part answers depend on the scheduler.
+//
 // Unlike a real TinyGo UART, whose receive ring holds 128 bytes and drops
 // the rest, this buffer is unbounded: the fake never loses bytes.
 type uart struct {
 	conn    net.Conn
 	mu      sync.Mutex
 	rx      []byte
+	first   bool          // the next Buffered is the first look after a Write
+	before  int           // bytes buffered when that Write began
 	arrived chan struct{} // a token after bytes arrived (capacity 1)
 	stop    context.CancelFunc
 	wg      sync.WaitGroup // the receiver and its watcher
@@ -69,10 +80,15 @@ func (u *uart) close() {
 // Arrived signals that bytes came in since the last token was taken.
 func (u *uart) Arrived() <-chan struct{} { return u.arrived }
 
-// Buffered is the number of received bytes not read yet.
+// Buffered is the number of received bytes not read yet (at the first
+// look after a Write, of those received before it).
 func (u *uart) Buffered() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.first {
+		u.first = false
+		return min(u.before, len(u.rx))
+	}
 	return len(u.rx)
 }
 
@@ -89,4 +105,9 @@ func (u *uart) Read(p []byte) (int, error) {
 }
 
 // Write transmits p to the module.
-func (u *uart) Write(p []byte) (int, error) { return u.conn.Write(p) }
+func (u *uart) Write(p []byte) (int, error) {
+	u.mu.Lock()
+	u.first, u.before = true, len(u.rx)
+	u.mu.Unlock()
+	return u.conn.Write(p)
+}
