@@ -102,8 +102,7 @@ func TestTinyGoAgentIsJudged(t *testing.T) {
 	t.Logf("console:\n%s", s.Console().Tail(60))
 
 	// The driver's handshake, byte for byte, at both boots.
-	boots, retries := commandsByBoot(s.Module().Events())
-	t.Logf("DNS lookups retried after the driver misread the answer: %d", retries)
+	boots := commandsByBoot(s.Module().Events())
 	require.Len(t, boots, 2, "one handshake per boot (the scenario resets the target once)")
 	assert.Equal(t, handshake, boots[0][:min(len(handshake), len(boots[0]))], "boot 1")
 	second := append([]cmd(nil), handshake...)
@@ -156,12 +155,9 @@ func TestTinyGoAgentIsJudged(t *testing.T) {
 }
 
 // commandsByBoot splits the module's command log at each handshake start
-// (the driver's first AT after a boot). A repeated AT+CIPDOMAIN is the
-// agent's retry, not a new step: the driver returns only the last UART
-// read of an answer, so when its first look catches the +CIPDOMAIN line
-// alone (the module answers in microseconds, a real one over 115200 baud
-// in milliseconds) GetDNS sees just OK and fails; retries counts them.
-func commandsByBoot(evs []espat.Event) (boots [][]cmd, retries int) {
+// (the driver's first AT after a boot).
+func commandsByBoot(evs []espat.Event) [][]cmd {
+	var boots [][]cmd
 	for _, e := range evs {
 		if e.Kind != espat.EventCommand {
 			continue
@@ -170,12 +166,7 @@ func commandsByBoot(evs []espat.Event) (boots [][]cmd, retries int) {
 		if c.line == "AT" || len(boots) == 0 {
 			boots = append(boots, nil)
 		}
-		b := boots[len(boots)-1]
-		if n := len(b); n > 0 && strings.HasPrefix(c.line, "AT+CIPDOMAIN=") && b[n-1] == c {
-			retries++
-			continue
-		}
-		boots[len(boots)-1] = append(b, c)
+		boots[len(boots)-1] = append(boots[len(boots)-1], c)
 	}
-	return boots, retries
+	return boots
 }
