@@ -2,6 +2,7 @@ package tinygoagent_test
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -169,4 +170,38 @@ func commandsByBoot(evs []espat.Event) [][]cmd {
 		boots[len(boots)-1] = append(boots[len(boots)-1], c)
 	}
 	return boots
+}
+
+// TestTinyGoAgentOnV2Module is why the profile selects the 1.7 dialect:
+// ESP-AT v2 writes <CR><LF> after +IPD data (esp-at.md §2), and the
+// driver, written for the NonOS 1.x firmware, takes everything after the
+// colon up to the end of the UART read as data. The CONNACK arrives as
+// \r\n+IPD,4:\x20\x02\x00\x00\r\n, the agent's MQTT stream holds
+// 20 02 00 00 0d 0a, and 0x0d is no MQTT packet type: the agent never gets
+// past CONNECT, so no report reaches the broker. The module is right here
+// and the driver is not; nothing in the module is changed for it.
+func TestTinyGoAgentOnV2Module(t *testing.T) {
+	prof, err := profile.Parse(tinygoagent.Profile)
+	require.NoError(t, err)
+	tgt := targettest.New(tinygoagent.New().Firmware, targettest.Options{Transport: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := session.Start(ctx, session.Config{Target: tgt, Profile: prof, Vars: profile.Vars{"thing": thing},
+		BrokerConfig: broker.Config{Throttle: broker.NoThrottle}, Module: espat.Config{Dialect: espat.DialectV2}})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Console().Expect(ctx, regexp.MustCompile(`mqtt: disconnected reason=mqtt_stream:_unsupported_packet_type_0x0$`))
+	require.NoError(t, err, "the CR LF after the CONNACK breaks the agent's MQTT stream")
+
+	var connack *espat.Event
+	for _, e := range s.Module().Events() {
+		if e.Kind == espat.EventRecv && connack == nil {
+			connack = &e
+		}
+	}
+	require.NotNil(t, connack, "the module delivered the CONNACK")
+	assert.Equal(t, 4, connack.Bytes)
+	for _, e := range s.Broker().Events() {
+		assert.NotEqual(t, broker.EventReport, e.Kind, "no report reaches the broker")
+	}
 }
