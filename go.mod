@@ -13,6 +13,7 @@ require (
 	go.bug.st/serial v1.8.0
 	golang.org/x/net v0.60.0
 	gopkg.in/yaml.v3 v3.0.1
+	tinygo.org/x/drivers v0.26.0
 )
 
 require (
@@ -80,7 +81,6 @@ require (
 	golang.org/x/tools v0.51.0 // indirect
 	gotest.tools/gotestsum v1.13.0 // indirect
 	honnef.co/go/tools v0.8.2 // indirect
-	tinygo.org/x/drivers v0.26.0 // indirect
 )
 
 tool (
