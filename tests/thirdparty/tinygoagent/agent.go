@@ -23,7 +23,8 @@
 // The driver reads +IPD data up to the end of what the UART holds, as the
 // ESP8266 NonOS AT 1.x firmware it was written for frames it: the profile
 // selects the module's 1.7 dialect. (ESP-AT v2 appends CR LF after the
-// data, which this driver would pass into the TCP stream.)
+// data, which this driver passes into the TCP stream: the agent never gets
+// past CONNECT, TestTinyGoAgentOnV2Module.)
 //
 // network_stats are counted from what the driver reports: bytes_out and
 // packets_out are the Conn.Write calls that succeeded (one CIPSEND each,
