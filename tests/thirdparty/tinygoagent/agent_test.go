@@ -23,7 +23,12 @@ import (
 	"github.com/ddhil/ddhil/tests/thirdparty/tinygoagent"
 )
 
-const thing = "tinygo-dut-1"
+const (
+	thing = "tinygo-dut-1"
+	// endpoint has the form of a real AWS IoT data endpoint: the agent is
+	// provisioned with the name and resolves it through the module.
+	endpoint = "a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com"
+)
 
 // cmd is one AT command as the module recorded it: the line the driver
 // sent and every byte the module answered.
@@ -41,7 +46,8 @@ type cmd struct{ line, answer string }
 //	                                        (boot 2: WIFI DISCONNECT\r\n first)
 //	AT+CIPSTA?                              +CIPSTA:ip:"192.0.2.100"\r\n+CIPSTA:gateway:"192.0.2.254"\r\n
 //	                                        +CIPSTA:netmask:"255.255.255.0"\r\n\r\nOK\r\n  GetClientIP
-//	AT+CIPDOMAIN="192.0.2.1"                +CIPDOMAIN:192.0.2.1\r\n\r\nOK\r\n            net.Dial → ResolveTCPAddr
+//	AT+CIPDOMAIN="a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com"
+//	                                        +CIPDOMAIN:192.0.2.1\r\n\r\nOK\r\n            net.Dial → ResolveTCPAddr
 //	AT+CIPSTART="TCP","192.0.2.1",1883,120  CONNECT\r\n\r\nOK\r\n                         net.Dial → DialTCP
 //	AT+CIPSEND=26                           \r\nOK\r\n> \r\nRecv 26 bytes\r\n\r\nSEND OK\r\n   Conn.Write: MQTT CONNECT
 //	AT+CIPSEND=120                          ... Recv 120 bytes ... SEND OK                 Conn.Write: SUBSCRIBE accepted+rejected
@@ -59,7 +65,7 @@ var handshake = []cmd{
 	{"AT+CWMODE=1", "\r\nOK\r\n"},
 	{`AT+CWJAP="ddhil","ddhil-pass"`, "WIFI CONNECTED\r\nWIFI GOT IP\r\n\r\nOK\r\n"},
 	{"AT+CIPSTA?", "+CIPSTA:ip:\"192.0.2.100\"\r\n+CIPSTA:gateway:\"192.0.2.254\"\r\n+CIPSTA:netmask:\"255.255.255.0\"\r\n\r\nOK\r\n"},
-	{`AT+CIPDOMAIN="192.0.2.1"`, "+CIPDOMAIN:192.0.2.1\r\n\r\nOK\r\n"},
+	{`AT+CIPDOMAIN="` + endpoint + `"`, "+CIPDOMAIN:192.0.2.1\r\n\r\nOK\r\n"},
 	{`AT+CIPSTART="TCP","192.0.2.1",1883,120`, "CONNECT\r\n\r\nOK\r\n"},
 	{"AT+CIPSEND=26", "\r\nOK\r\n> \r\nRecv 26 bytes\r\n\r\nSEND OK\r\n"},
 	{"AT+CIPSEND=120", "\r\nOK\r\n> \r\nRecv 120 bytes\r\n\r\nSEND OK\r\n"},
@@ -89,7 +95,7 @@ func TestTinyGoAgentIsJudged(t *testing.T) {
 	out := t.TempDir()
 	started := time.Now()
 	s, err := session.Start(ctx, session.Config{Target: tgt, Profile: prof, Vars: profile.Vars{"thing": thing},
-		BrokerConfig: broker.Config{Throttle: broker.NoThrottle}, OutDir: out, Logf: t.Logf})
+		Endpoint: endpoint, BrokerConfig: broker.Config{Throttle: broker.NoThrottle}, OutDir: out, Logf: t.Logf})
 	require.NoError(t, err)
 	defer s.Close()
 	exp, err := prof.Expectations(s.Vars())
