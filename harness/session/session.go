@@ -77,25 +77,25 @@ type Config struct {
 
 // Session is one running capture.
 type Session struct {
-	cfg     Config
-	epoch   time.Time
-	broker  *broker.Broker
-	ownsB   bool
-	target  target.Target
-	con     *console.Console
-	module  *espat.Module
-	prof    *profile.Profile
-	vars    profile.Vars
-	host    string
-	port    int
+	cfg    Config
+	epoch  time.Time
+	broker *broker.Broker
+	ownsB  bool
+	target target.Target
+	con    *console.Console
+	module *espat.Module
+	prof   *profile.Profile
+	vars   profile.Vars
+	host   string
+	port   int
 	// brokerIP is the endpoint's address on the emulated network when the
 	// endpoint is a name: what the module's DNS answers for it, so a
 	// firmware that resolves first and then dials the address (TinyGo's
 	// espat, Zephyr with DNS offload) reaches the broker too.
 	brokerIP string
-	conLog  *os.File
-	cancel  context.CancelFunc // ends the module
-	modDone chan error
+	conLog   *os.File
+	cancel   context.CancelFunc // ends the module
+	modDone  chan error
 
 	mu        sync.Mutex
 	published []Published
