@@ -77,25 +77,20 @@ type Config struct {
 
 // Session is one running capture.
 type Session struct {
-	cfg    Config
-	epoch  time.Time
-	broker *broker.Broker
-	ownsB  bool
-	target target.Target
-	con    *console.Console
-	module *espat.Module
-	prof   *profile.Profile
-	vars   profile.Vars
-	host   string
-	port   int
-	// brokerIP is the endpoint's address on the emulated network when the
-	// endpoint is a name: what the module's DNS answers for it, so a
-	// firmware that resolves first and then dials the address (TinyGo's
-	// espat, Zephyr with DNS offload) reaches the broker too.
-	brokerIP string
-	conLog   *os.File
-	cancel   context.CancelFunc // ends the module
-	modDone  chan error
+	cfg     Config
+	epoch   time.Time
+	broker  *broker.Broker
+	ownsB   bool
+	target  target.Target
+	con     *console.Console
+	module  *espat.Module
+	prof    *profile.Profile
+	vars    profile.Vars
+	host    string
+	port    int
+	conLog  *os.File
+	cancel  context.CancelFunc // ends the module
+	modDone chan error
 
 	mu        sync.Mutex
 	published []Published
@@ -104,6 +99,12 @@ type Session struct {
 	mark      uint64
 	closed    bool
 	closeErr  error
+
+	// brokerIP is the endpoint's address on the emulated network when the
+	// endpoint is a name: what the module's DNS answers for it, so a
+	// firmware that resolves first and then dials the address (TinyGo's
+	// espat, Zephyr with DNS offload) reaches the broker too. Set in Start.
+	brokerIP string
 }
 
 type timedAction struct {
