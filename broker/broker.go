@@ -5,7 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -73,6 +75,10 @@ func New(cfg Config) (*Broker, error) {
 	caps.ReceiveMaximum = 100                        // AWS: 100 in-flight unacknowledged messages
 	caps.MaximumSessionExpiryInterval = 3600         // AWS: persistent sessions last 1 h by default
 	caps.Compatibilities.ObscureNotAuthorized = true // refused subscriptions get 0x80 on v3 and v5
+	// mochi's default queue of 8192 pending writes costs 64 KiB per client
+	// up front (640 MiB for a 10,000-agent fleet); 256 is ample for a
+	// service that sends a client one response per report.
+	caps.MaximumClientWritesPending = 256
 
 	b := &Broker{
 		cfg:       cfg,
@@ -509,6 +515,8 @@ func tlsInfoOf(cs tls.ConnectionState) *TLSInfo {
 	ti.PeerCN = leaf.Subject.CommonName
 	ti.PeerNotBefore, ti.PeerNotAfter = leaf.NotBefore, leaf.NotAfter
 	ti.PeerSigAlg = leaf.SignatureAlgorithm.String()
+	sum := sha256.Sum256(leaf.Raw)
+	ti.PeerCertSHA256, ti.PeerCert = hex.EncodeToString(sum[:]), leaf.Raw
 	switch k := leaf.PublicKey.(type) {
 	case *ecdsa.PublicKey:
 		ti.PeerKeyType = "ECDSA " + k.Curve.Params().Name

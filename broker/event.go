@@ -19,6 +19,7 @@ const (
 	EventDisconnect EventKind = "disconnect" // connection ended, with reason
 	EventMeter      EventKind = "meter"      // traffic counters of one connection
 	EventPolicy     EventKind = "policy"     // a refused action (policy, retain, oversize, ...)
+	EventDeliver    EventKind = "deliver"    // a PUBLISH the broker sent to a client (no payload kept)
 )
 
 // Event is one entry of the broker's log. Mono is the monotonic offset since
@@ -39,6 +40,9 @@ type Event struct {
 	QoS     byte   `json:"qos,omitempty"`
 	Retain  bool   `json:"retain,omitempty"`
 	Payload []byte `json:"payload,omitempty"`
+	// Size is the whole payload length of a publish or deliver event
+	// (Payload may hold only a prefix).
+	Size int `json:"size,omitempty"`
 
 	Thing    string             `json:"thing,omitempty"`
 	Format   defender.Format    `json:"format,omitempty"`
@@ -82,6 +86,11 @@ type TLSInfo struct {
 	PeerNotBefore time.Time `json:"peer_not_before,omitempty"`
 	PeerNotAfter  time.Time `json:"peer_not_after,omitempty"`
 	PeerSigAlg    string    `json:"peer_sig_alg,omitempty"`
+	// PeerCertSHA256 is the SHA-256 of the client certificate's DER, AWS's
+	// certificate ID; PeerCert is the DER itself, so audits can look at the
+	// serial, the issuer and the public key after the run.
+	PeerCertSHA256 string `json:"peer_cert_sha256,omitempty"`
+	PeerCert       []byte `json:"peer_cert,omitempty"`
 }
 
 // ConnectInfo is what the protocol checks need from a CONNECT / CONNACK pair.

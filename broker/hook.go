@@ -109,6 +109,15 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 // OnPacketSent logs the connection when its CONNACK goes out, so the
 // connect event knows the session-present flag and return code.
 func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type == packets.Publish {
+		// Detect's num-messages-received counts deliveries per topic.
+		if c := connOf(cl); c != nil {
+			ev := c.event(EventDeliver)
+			ev.Topic, ev.QoS, ev.Retain, ev.Size = pk.TopicName, pk.FixedHeader.Qos, pk.FixedHeader.Retain, len(pk.Payload)
+			h.b.rec.Record(ev)
+		}
+		return
+	}
 	if pk.FixedHeader.Type != packets.Connack {
 		return
 	}
@@ -240,6 +249,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	// event keeps a bounded prefix, so a client looping 128 KB publishes on
 	// other topics cannot grow the in-memory log at network speed.
 	ev.Payload = bytes.Clone(pk.Payload[:min(len(pk.Payload), maxPublishPayloadLogged)])
+	ev.Size = len(pk.Payload)
 	if kind, thing, ok := defender.MatchTopic(pk.TopicName); ok && kind.IsPublish() {
 		ev.Thing, ev.Format = thing, kind.Format()
 	}

@@ -49,6 +49,10 @@ func TestEventLogSession(t *testing.T) {
 		assert.Equal(t, "dev-log", ev.ClientID)
 		assert.Equal(t, "tcp", ev.Listener)
 		assert.NotEmpty(t, ev.Remote)
+		if ev.Kind == EventDeliver { // recorded by the writer goroutine: its place is not fixed
+			assert.Positive(t, ev.Size, "a delivery records the payload size")
+			continue
+		}
 		kinds = append(kinds, ev.Kind)
 	}
 	assert.Equal(t, []EventKind{EventConnect, EventSubscribe, EventPublish, EventReport, EventMeter,
@@ -60,6 +64,7 @@ func TestEventLogSession(t *testing.T) {
 	}
 	assert.Equal(t, ConnectInfo{ProtocolVersion: 4, CleanSession: true, KeepAlive: 30}, *byKind[EventConnect].Connect)
 	assert.Equal(t, reportJSON(3), byKind[EventPublish].Payload, "publish keeps the raw payload")
+	assert.Equal(t, len(reportJSON(3)), byKind[EventPublish].Size, "publish records the whole payload size")
 	assert.Equal(t, uint64(3), byKind[EventReport].Result.ReportID)
 	assert.Equal(t, ReasonClientDisconnect, byKind[EventDisconnect].Reason)
 

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -32,7 +33,7 @@ func runConformance(t *testing.T, name string, faults ...string) *report.Report 
 	out := keptRunDir(t, filepath.Join("faults", name))
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	rep, err := runner.Run(ctx, runner.Options{
+	opts := runner.Options{
 		Target:   "qemu",
 		Firmware: elf,
 		Profile:  filepath.Join(repoRoot(), "fixtures", "profiles", "ddagent.yaml"),
@@ -40,7 +41,19 @@ func runConformance(t *testing.T, name string, faults ...string) *report.Report 
 		Periods:  4,
 		Faults:   faults,
 		Vars:     map[string]string{"thing": "dut-" + name},
-	})
+	}
+	if name == "clean" { // DD-D01 is judged, and a generous profile raises no alarm
+		opts.SecurityProfiles = []string{filepath.Join(repoRoot(), "fixtures", "security-profiles", "generous.json")}
+	}
+	for _, f := range faults { // a DD-D01 fault is judged against its own security profile
+		if p := filepath.Join(repoRoot(), "fixtures", "security-profiles", f+".json"); fileExists(p) {
+			opts.SecurityProfiles = append(opts.SecurityProfiles, p)
+		}
+		if f == "dd-bad-topic" { // only a strict policy refuses its publish
+			opts.BrokerPolicy = "strict"
+		}
+	}
+	rep, err := runner.Run(ctx, opts)
 	require.NoError(t, err)
 	require.Empty(t, rep.Run.LabError, "the lab failed, not the firmware (run folder %s)", out)
 	require.False(t, rep.Run.Incomplete, "run incomplete: %s", rep.Run.IncompleteReason)
@@ -130,4 +143,9 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -36,4 +36,15 @@ func TestStuckHandshakeNamesTheRefusedCommand(t *testing.T) {
 	html, err := os.ReadFile(filepath.Join(out, report.FileHTML))
 	require.NoError(t, err)
 	assert.Contains(t, htmlpkg.UnescapeString(string(html)), "module refused AT+CWJAP")
+	assert.Contains(t, string(html), `id="at-exchange"`, "the HTML shows the AT exchange")
+	var refused []report.ATCommand
+	for _, c := range rep.ATExchange {
+		if c.Refused() {
+			refused = append(refused, c)
+		}
+	}
+	require.NotEmpty(t, refused, "the exchange shows the refusal")
+	assert.Equal(t, `AT+CWJAP="ddhil","ddhil-pass"`, refused[0].Command)
+	assert.Contains(t, refused[0].Answer, "ERROR")
+	assert.Contains(t, refused[0].Reason, "unsupported")
 }

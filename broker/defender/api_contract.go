@@ -11,4 +11,6 @@ package defender
 //	func Validate(f Format, payload []byte, opts Options) Result
 //	func EncodeResponse(f Format, r Response) ([]byte, error)
 //	func DecodeResponse(f Format, b []byte) (Response, error)
+//	func OversizeProblem(size int64) *Problem                          // the size verdict, for callers that read only MaxPayload+1 bytes
 //	const MaxPayload = 128 * 1024
+//	const MaxInteger = math.MaxInt64                                  // the largest report_id, counter or total AWS reads

@@ -52,6 +52,9 @@ type member struct {
 	val node
 }
 
+// isNull reports a JSON null or a CBOR null or undefined: no value at all.
+func (n *node) isNull() bool { return n.kind == nNull || n.kind == nUndefined }
+
 // typeName names a node's type for reasons ("must be an integer, got string").
 func (n *node) typeName() string {
 	switch n.kind {

@@ -160,7 +160,14 @@ func (w *cborWalker) item(out *node) *Problem {
 			return err
 		}
 		w.depth--
-		w.softFail(path, fmt.Sprintf("CBOR tag %d is not allowed", arg))
+		reason := fmt.Sprintf("CBOR tag %d is not allowed", arg)
+		if arg == 2 || arg == 3 {
+			// A bignum: AWS reads integers as signed 64-bit, and a plain
+			// CBOR integer holds every one of them.
+			reason += fmt.Sprintf(" (a %s bignum: report integers are plain CBOR integers up to %d)",
+				map[bool]string{true: "positive", false: "negative"}[arg == 2], uint64(MaxInteger))
+		}
+		w.softFail(path, reason)
 		*out = node{kind: nInvalid, str: "tagged item"}
 	case 7:
 		return w.simple(out, arg, start)

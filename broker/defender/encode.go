@@ -38,87 +38,90 @@ func EncodeReport(f Format, r *Report, short bool) ([]byte, error) {
 	return nil, fmt.Errorf("defender: encode report: unknown format %q", f)
 }
 
-type object = map[string]any
+type tree = map[string]any
 
-func reportTree(r *Report, short bool) (object, error) {
-	name := func(k keyName) string {
-		if short {
-			return k.short
-		}
-		return k.long
-	}
-	putUint := func(o object, k keyName, v *uint64) {
+// reportTree builds r as a generic tree keyed by keyNames, the same table
+// the validator reads.
+func reportTree(r *Report, short bool) (tree, error) {
+	put := func(o tree, k keyID, v any) { o[k.name(short)] = v }
+	putUint := func(o tree, k keyID, v *uint64) {
 		if v != nil {
-			o[name(k)] = *v
+			put(o, k, *v)
 		}
 	}
-	root := object{name(rootKeys[0]): object{
-		name(headerKeys[0]): r.Header.ReportID,
-		name(headerKeys[1]): r.Header.Version,
-	}}
+	putString := func(o tree, k keyID, v string) {
+		if v != "" {
+			put(o, k, v)
+		}
+	}
+	root := tree{}
+	put(root, kHeader, tree{kReportID.name(short): r.Header.ReportID, kVersion.name(short): r.Header.Version})
 	if m := r.Metrics; m != nil {
-		met := object{}
+		met := tree{}
 		if tc := m.TCPConnections; tc != nil {
-			tco := object{}
+			tco := tree{}
 			if ec := tc.Established; ec != nil {
-				eco := object{}
+				eco := tree{}
 				if ec.Connections != nil {
 					cs := make([]any, 0, len(ec.Connections))
 					for _, c := range ec.Connections {
-						co := object{name(connectionKeys[0]): c.RemoteAddr}
-						putUint(co, connectionKeys[1], c.LocalPort)
-						if c.LocalInterface != "" {
-							co[name(connectionKeys[2])] = c.LocalInterface
-						}
+						co := tree{}
+						put(co, kRemoteAddr, c.RemoteAddr)
+						putUint(co, kLocalPort, c.LocalPort)
+						putString(co, kLocalInterface, c.LocalInterface)
 						cs = append(cs, co)
 					}
-					eco[name(establishedKeys[0])] = cs
+					put(eco, kConnections, cs)
 				}
-				putUint(eco, establishedKeys[1], ec.Total)
-				tco[name(tcpKeys[0])] = eco
+				putUint(eco, kTotal, ec.Total)
+				put(tco, kEstablished, eco)
 			}
-			met[name(metricsKeys[0])] = tco
+			put(met, kTCPConnections, tco)
 		}
-		for i, ps := range []*Ports{m.ListeningTCPPorts, m.ListeningUDPPorts} {
+		for _, listening := range []struct {
+			k  keyID
+			ps *Ports
+		}{{kListeningTCPPorts, m.ListeningTCPPorts}, {kListeningUDPPorts, m.ListeningUDPPorts}} {
+			ps := listening.ps
 			if ps == nil {
 				continue
 			}
-			po := object{}
+			po := tree{}
 			if ps.Ports != nil {
 				list := make([]any, 0, len(ps.Ports))
 				for _, p := range ps.Ports {
-					o := object{name(portKeys[0]): p.Port}
-					if p.Interface != "" {
-						o[name(portKeys[1])] = p.Interface
-					}
+					o := tree{}
+					put(o, kPort, p.Port)
+					putString(o, kInterface, p.Interface)
 					list = append(list, o)
 				}
-				po[name(portsKeys[0])] = list
+				put(po, kPorts, list)
 			}
-			putUint(po, portsKeys[1], ps.Total)
-			met[name(metricsKeys[1+i])] = po
+			putUint(po, kTotal, ps.Total)
+			put(met, listening.k, po)
 		}
 		if ns := m.NetworkStats; ns != nil {
-			nso := object{}
-			for i, v := range []*uint64{ns.BytesIn, ns.BytesOut, ns.PacketsIn, ns.PacketsOut} {
-				putUint(nso, netStatsKeys[i], v)
-			}
-			met[name(metricsKeys[3])] = nso
+			nso := tree{}
+			putUint(nso, kBytesIn, ns.BytesIn)
+			putUint(nso, kBytesOut, ns.BytesOut)
+			putUint(nso, kPacketsIn, ns.PacketsIn)
+			putUint(nso, kPacketsOut, ns.PacketsOut)
+			put(met, kNetworkStats, nso)
 		}
-		root[name(rootKeys[1])] = met
+		put(root, kMetrics, met)
 	}
 	if r.CustomMetrics != nil {
-		cmet := object{}
+		cmet := tree{}
 		for metric, cm := range r.CustomMetrics {
 			var v any
 			switch cm.Kind {
-			case "number":
+			case kNumber.long():
 				v = cm.Number
-			case "number_list":
+			case kNumberList.long():
 				v = append([]float64{}, cm.NumberList...) // never null
-			case "string_list":
+			case kStringList.long():
 				v = append([]string{}, cm.StringList...)
-			case "ip_list":
+			case kIPList.long():
 				v = append([]string{}, cm.IPList...)
 			default:
 				return nil, fmt.Errorf("defender: encode report: custom metric %q has unknown kind %q", metric, cm.Kind)
@@ -126,9 +129,9 @@ func reportTree(r *Report, short bool) (object, error) {
 			if !finite(cm.Number) || !finite(cm.NumberList...) {
 				return nil, fmt.Errorf("defender: encode report: custom metric %q is not finite", metric)
 			}
-			cmet[metric] = []any{object{cm.Kind: v}}
+			cmet[metric] = []any{tree{cm.Kind: v}}
 		}
-		root[name(rootKeys[2])] = cmet
+		put(root, kCustomMetrics, cmet)
 	}
 	return root, nil
 }

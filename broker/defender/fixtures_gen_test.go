@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -154,11 +155,29 @@ func generatedFixtures() map[string][]byte {
 		"python-agent-mixed.cbor":    mustCBOR(omap{{"hed", shortHeader(1700000000)}, {"met", omap{{"tp", omap{{"pts", []any{omap{{"port", 22}, {"interface", "eth0"}}}}, {"t", 1}}}}}}),
 		"report-id-max-uint64.cbor":  mustCBOR(omap{{"hed", shortHeader(uint64(18446744073709551615))}, {"met", omap{}}}),
 		"report-id-above-2-53.cbor":  mustCBOR(omap{{"hed", shortHeader(uint64(9007199254740993))}, {"met", omap{}}}),
-		"custom-bare-number.cbor":    mustCBOR(omap{{"hed", shortHeader(7)}, {"cmet", omap{{"my_metric", omap{{"number", 0}}}}}}),
-		"duplicate-key.cbor":         mustCBOR(omap{{"hed", imap{{"rid", 8}, {"v", "1.0"}, {"rid", 9}}}, {"met", omap{}}}),
-		"non-text-key.cbor":          mustCBOR(omap{{"hed", omap{{"rid", 10}, {"v", "1.0"}, {1, "x"}}}, {"met", omap{}}}),
-		"trailing-data.cbor":         append(mustCBOR(omap{{"hed", shortHeader(11)}, {"met", omap{}}}), 0x00),
-		"report-id-negative.cbor":    mustCBOR(omap{{"hed", shortHeader(int64(-12))}, {"met", omap{}}}),
+		"report-id-max-int64.cbor":   mustCBOR(omap{{"hed", shortHeader(uint64(math.MaxInt64))}, {"met", omap{}}}),
+		"report-id-2-63.cbor":        mustCBOR(omap{{"hed", shortHeader(uint64(math.MaxInt64) + 1)}, {"met", omap{}}}),
+		"total-max-uint64.cbor":      mustCBOR(omap{{"hed", shortHeader(20)}, {"met", omap{{"tp", omap{{"pts", []any{}}, {"t", uint64(math.MaxUint64)}}}}}}),
+		"tag-bignum-counter.cbor": mustCBOR(omap{{"hed", shortHeader(21)}, {"met", omap{{"ns", omap{
+			{"bi", raw{0xc2, 0x49, 1, 0, 0, 0, 0, 0, 0, 0, 0}}, {"bo", 0}, {"pi", 0}, {"po", 0}}}}}}),
+		"report-id-null.cbor": mustCBOR(omap{{"hed", omap{{"rid", nil}, {"v", "1.0"}}}, {"met", omap{}}}),
+		// The Python agent (v1 and v2) in CBOR mode with short tags: psutil
+		// reports an IPv4 peer of a dual-stack socket as ::ffff:a.b.c.d, no
+		// interface owns that local address, and cbor.dumps(None) is null.
+		"python-agent-null-li.cbor": mustCBOR(omap{{"hed", shortHeader(1700000000)}, {"met", omap{
+			{"ns", omap{{"bi", 5120}, {"bo", 4096}, {"pi", 40}, {"po", 38}}},
+			{"tc", omap{{"ec", omap{{"cs", []any{omap{{"rad", "[::ffff:203.0.113.7]:51514"}, {"li", nil}, {"lp", 22}}}}, {"t", 1}}}}},
+			{"tp", omap{{"pts", []any{omap{{"port", 22}, {"interface", "::"}}}}, {"t", 1}}},
+		}}}),
+		"undefined-optional.cbor": mustCBOR(omap{{"hed", shortHeader(22)}, {"met", omap{
+			{"ns", omap{{"bi", raw{0xf7}}, {"bo", 1}}},
+			{"tc", omap{{"ec", omap{{"cs", []any{omap{{"rad", "10.0.0.1:8883"}, {"li", raw{0xf7}}, {"lp", raw{0xf6}}}}}, {"t", raw{0xf7}}}}}},
+		}}}),
+		"custom-bare-number.cbor": mustCBOR(omap{{"hed", shortHeader(7)}, {"cmet", omap{{"my_metric", omap{{"number", 0}}}}}}),
+		"duplicate-key.cbor":      mustCBOR(omap{{"hed", imap{{"rid", 8}, {"v", "1.0"}, {"rid", 9}}}, {"met", omap{}}}),
+		"non-text-key.cbor":       mustCBOR(omap{{"hed", omap{{"rid", 10}, {"v", "1.0"}, {1, "x"}}}, {"met", omap{}}}),
+		"trailing-data.cbor":      append(mustCBOR(omap{{"hed", shortHeader(11)}, {"met", omap{}}}), 0x00),
+		"report-id-negative.cbor": mustCBOR(omap{{"hed", shortHeader(int64(-12))}, {"met", omap{}}}),
 		"local-port-text.cbor": mustCBOR(omap{{"hed", shortHeader(13)}, {"met", omap{{"tc", omap{{"ec", omap{
 			{"cs", []any{omap{{"rad", "10.0.0.1:8883"}, {"lp", "50000"}}}}, {"t", 1}}}}}}}}),
 		"float-counter.cbor": mustCBOR(omap{{"hed", shortHeader(14)}, {"met", omap{{"ns", omap{{"bi", 1.5}, {"bo", 0}, {"pi", 0}, {"po", 0}}}}}}),

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -63,7 +64,7 @@ func FuzzValidateCBOR(f *testing.F) {
 }
 
 var lintRules = []string{defender.LintMixedKeys, defender.LintUnknownKey, defender.LintCamelCaseKey,
-	defender.LintTotalBelowList, defender.LintDroppedCustomValue, defender.LintNearSizeCap}
+	defender.LintTotalBelowList, defender.LintDroppedCustomValue, defender.LintNearSizeCap, defender.LintNullOptional}
 
 var categories = []string{defender.CategoryDecode, defender.CategoryHeader, defender.CategoryStructure,
 	defender.CategoryRange, defender.CategoryCustomMetric, defender.CategorySize}
@@ -86,6 +87,7 @@ func checkValidateInvariants(t *testing.T, f defender.Format, payload []byte, le
 		assert.True(t, res.Report.Metrics != nil || res.Report.CustomMetrics != nil)
 		assert.Contains(t, []string{"long", "short", "mixed"}, res.Report.KeyStyle)
 		assert.LessOrEqual(t, len(payload), defender.MaxPayload)
+		checkIntegersInRange(t, reflect.ValueOf(res.Report))
 		checkReportRoundTrip(t, res.Report)
 	}
 	if res.HeaderParsed && res.Report != nil {
@@ -103,6 +105,27 @@ func checkValidateInvariants(t *testing.T, f defender.Format, payload []byte, le
 	}
 	checkResponseRoundTrip(t, f, res)
 	return res
+}
+
+// checkIntegersInRange: every integer of an accepted report fits AWS's
+// signed 64-bit fields.
+func checkIntegersInRange(t *testing.T, v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			checkIntegersInRange(t, v.Elem())
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			checkIntegersInRange(t, v.Field(i))
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			checkIntegersInRange(t, v.Index(i))
+		}
+	case reflect.Uint64:
+		assert.LessOrEqual(t, v.Uint(), uint64(defender.MaxInteger))
+	}
 }
 
 // checkReportRoundTrip re-encodes an accepted report in both formats and

@@ -5,37 +5,115 @@ import (
 	"strings"
 )
 
-// keyName is one report key in its long and short spelling (protocol doc 2.1).
-type keyName struct{ long, short string }
+// keyID names one report key. The validator and the encoder both address
+// keys by these names, so adding a metric is one line in keyNames, one in
+// the object's schema below, and the code that reads and writes its value.
+type keyID uint8
 
-// The keys allowed in each object of a version "1.0" report. The index of a
-// key in its table is its slot in validator.fields.
-var (
-	rootKeys        = []keyName{{"header", "hed"}, {"metrics", "met"}, {"custom_metrics", "cmet"}}
-	headerKeys      = []keyName{{"report_id", "rid"}, {"version", "v"}}
-	metricsKeys     = []keyName{{"tcp_connections", "tc"}, {"listening_tcp_ports", "tp"}, {"listening_udp_ports", "up"}, {"network_stats", "ns"}}
-	tcpKeys         = []keyName{{"established_connections", "ec"}}
-	establishedKeys = []keyName{{"connections", "cs"}, {"total", "t"}}
-	connectionKeys  = []keyName{{"remote_addr", "rad"}, {"local_port", "lp"}, {"local_interface", "li"}}
-	portsKeys       = []keyName{{"ports", "pts"}, {"total", "t"}}
-	portKeys        = []keyName{{"port", "pt"}, {"interface", "if"}}
-	netStatsKeys    = []keyName{{"bytes_in", "bi"}, {"bytes_out", "bo"}, {"packets_in", "pi"}, {"packets_out", "po"}}
-	// Custom-metric value kinds have no short form.
-	customKindKeys = []keyName{{"number", ""}, {"number_list", ""}, {"string_list", ""}, {"ip_list", ""}}
+const (
+	kHeader keyID = iota
+	kMetrics
+	kCustomMetrics
+	kReportID
+	kVersion
+	kTCPConnections
+	kListeningTCPPorts
+	kListeningUDPPorts
+	kNetworkStats
+	kEstablished
+	kConnections
+	kTotal // in established_connections and in listening_*_ports
+	kRemoteAddr
+	kLocalPort
+	kLocalInterface
+	kPorts
+	kPort
+	kInterface
+	kBytesIn
+	kBytesOut
+	kPacketsIn
+	kPacketsOut
+	kNumber
+	kNumberList
+	kStringList
+	kIPList
+	numKeys
 )
+
+// keyName is one report key in its long and short spelling (protocol doc
+// 2.1). required keys must be present and not null; a null on any other
+// key reads as absent (see docs/protocol-validation.md).
+type keyName struct {
+	long, short string
+	required    bool
+}
+
+// keyNames spells every key. Custom-metric value kinds have no short form.
+var keyNames = [numKeys]keyName{
+	kHeader:            {long: "header", short: "hed", required: true},
+	kMetrics:           {long: "metrics", short: "met"},
+	kCustomMetrics:     {long: "custom_metrics", short: "cmet"},
+	kReportID:          {long: "report_id", short: "rid", required: true},
+	kVersion:           {long: "version", short: "v", required: true},
+	kTCPConnections:    {long: "tcp_connections", short: "tc"},
+	kListeningTCPPorts: {long: "listening_tcp_ports", short: "tp"},
+	kListeningUDPPorts: {long: "listening_udp_ports", short: "up"},
+	kNetworkStats:      {long: "network_stats", short: "ns"},
+	kEstablished:       {long: "established_connections", short: "ec"},
+	kConnections:       {long: "connections", short: "cs"},
+	kTotal:             {long: "total", short: "t"},
+	kRemoteAddr:        {long: "remote_addr", short: "rad", required: true},
+	kLocalPort:         {long: "local_port", short: "lp"},
+	kLocalInterface:    {long: "local_interface", short: "li"},
+	kPorts:             {long: "ports", short: "pts"},
+	kPort:              {long: "port", short: "pt", required: true},
+	kInterface:         {long: "interface", short: "if"},
+	kBytesIn:           {long: "bytes_in", short: "bi"},
+	kBytesOut:          {long: "bytes_out", short: "bo"},
+	kPacketsIn:         {long: "packets_in", short: "pi"},
+	kPacketsOut:        {long: "packets_out", short: "po"},
+	kNumber:            {long: "number"},
+	kNumberList:        {long: "number_list"},
+	kStringList:        {long: "string_list"},
+	kIPList:            {long: "ip_list"},
+}
+
+// The keys allowed in each object of a version "1.0" report.
+var (
+	rootKeys        = []keyID{kHeader, kMetrics, kCustomMetrics}
+	headerKeys      = []keyID{kReportID, kVersion}
+	metricsKeys     = []keyID{kTCPConnections, kListeningTCPPorts, kListeningUDPPorts, kNetworkStats}
+	tcpKeys         = []keyID{kEstablished}
+	establishedKeys = []keyID{kConnections, kTotal}
+	connectionKeys  = []keyID{kRemoteAddr, kLocalPort, kLocalInterface}
+	portsKeys       = []keyID{kPorts, kTotal}
+	portKeys        = []keyID{kPort, kInterface}
+	netStatsKeys    = []keyID{kBytesIn, kBytesOut, kPacketsIn, kPacketsOut}
+	customKindKeys  = []keyID{kNumber, kNumberList, kStringList, kIPList}
+)
+
+// maxObjectKeys is the most keys any one object's schema holds.
+const maxObjectKeys = 4
+
+// name is the key's spelling in the given style.
+func (k keyID) name(short bool) string {
+	if short && keyNames[k].short != "" {
+		return keyNames[k].short
+	}
+	return keyNames[k].long
+}
+
+func (k keyID) long() string { return keyNames[k].long }
 
 // internedKeys maps every key spelling to a constant string, so decoding
 // the keys of a well-formed report allocates nothing (m[string(b)] does not
 // copy b).
 var internedKeys = func() map[string]string {
 	m := map[string]string{}
-	for _, table := range [][]keyName{rootKeys, headerKeys, metricsKeys, tcpKeys, establishedKeys,
-		connectionKeys, portsKeys, portKeys, netStatsKeys, customKindKeys} {
-		for _, k := range table {
-			m[k.long] = k.long
-			if k.short != "" {
-				m[k.short] = k.short
-			}
+	for _, k := range keyNames {
+		m[k.long] = k.long
+		if k.short != "" {
+			m[k.short] = k.short
 		}
 	}
 	return m
@@ -49,9 +127,11 @@ func intern(b []byte) string {
 	return string(b)
 }
 
-// lookupKey finds key in keys; short reports which spelling matched.
-func lookupKey(keys []keyName, key string) (idx int, short bool, ok bool) {
-	for i, k := range keys {
+// lookupKey finds key among an object's keys; idx is its place in keys and
+// short reports which spelling matched.
+func lookupKey(keys []keyID, key string) (idx int, short bool, ok bool) {
+	for i, id := range keys {
+		k := &keyNames[id]
 		switch key {
 		case k.long:
 			return i, false, true
@@ -66,9 +146,10 @@ func lookupKey(keys []keyName, key string) (idx int, short bool, ok bool) {
 
 // lookalike returns the real key that key imitates by case or separators
 // (listeningTcpPorts, ReportID, bytes-in), or "" when it imitates none.
-func lookalike(keys []keyName, key string) string {
+func lookalike(keys []keyID, key string) string {
 	norm := foldKey(key)
-	for _, k := range keys {
+	for _, id := range keys {
+		k := keyNames[id]
 		if foldKey(k.long) == norm {
 			return k.long
 		}
@@ -93,9 +174,10 @@ func foldKey(key string) string {
 }
 
 // spell names a key in both spellings for reasons: `header (hed)`.
-func (k keyName) spell() string {
-	if k.short == "" {
-		return strconv.Quote(k.long)
+func (k keyID) spell() string {
+	n := keyNames[k]
+	if n.short == "" {
+		return strconv.Quote(n.long)
 	}
-	return strconv.Quote(k.long) + " (" + strconv.Quote(k.short) + ")"
+	return strconv.Quote(n.long) + " (" + strconv.Quote(n.short) + ")"
 }

@@ -26,6 +26,10 @@ const (
 	LintDroppedCustomValue = "dropped-custom-value"
 	// LintNearSizeCap: the payload uses more than 90% of the 128 KB cap.
 	LintNearSizeCap = "near-size-cap"
+	// LintNullOptional: an optional key sent as JSON null or CBOR
+	// null/undefined, read as absent the way AWS's typed decoding reads it
+	// (AWS's Python agent writes "local_interface": null).
+	LintNullOptional = "null-optional"
 )
 
 // maxSignificantDigits is what AWS keeps of a custom number (C++ SDK v2 sample notes).

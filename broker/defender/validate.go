@@ -3,6 +3,7 @@ package defender
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -26,8 +27,7 @@ func Validate(f Format, payload []byte, opts Options) Result {
 	var sizeProblem *Problem
 	switch {
 	case len(payload) > MaxPayload:
-		sizeProblem = malformed(CategorySize, "", fmt.Sprintf("payload is %d bytes, over the %d-byte (128 KB) MQTT payload limit",
-			len(payload), MaxPayload))
+		sizeProblem = OversizeProblem(int64(len(payload)))
 	case len(payload) > MaxPayload*9/10:
 		res.Lint = append(res.Lint, Finding{Rule: LintNearSizeCap, Path: "",
 			Message: fmt.Sprintf("payload is %d bytes, over 90%% of the %d-byte MQTT payload limit", len(payload), MaxPayload)})
@@ -46,6 +46,29 @@ func Validate(f Format, payload []byte, opts Options) Result {
 		res.Lint = append(res.Lint, *mixed)
 	}
 	return res
+}
+
+// OversizeProblem is the verdict on a payload of size bytes over
+// MaxPayload; a negative size means "larger, size unknown" (a pipe). It
+// lets a caller that did not read the whole payload name its real size.
+func OversizeProblem(size int64) *Problem {
+	limit := fmt.Sprintf("over the %d-byte (128 KB) MQTT payload limit of AWS IoT Core", MaxPayload)
+	if size < 0 {
+		return malformed(CategorySize, "", "payload is "+limit)
+	}
+	return malformed(CategorySize, "", fmt.Sprintf("payload is %d bytes (%s), %s", size, humanSize(size), limit))
+}
+
+// humanSize renders a byte count in KB or MB (powers of 1024, as AWS's
+// "128 KB" means 131072 bytes).
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 func firstProblem(ps ...*Problem) *Problem {
@@ -106,13 +129,35 @@ type slot struct {
 	key string
 }
 
-// fields resolves the members of object n against keys into slots (same
-// index as keys), accepting either spelling. Unknown keys are rejected (or
-// noted when lenient); a key sent in both spellings is rejected.
-func (v *validator) fields(n *node, keys []keyName, slots []slot) bool {
+// present reports whether the member was sent with a value: for every key
+// a null (JSON null, CBOR null or undefined) reads as absent.
+func (s slot) present() bool { return s.n != nil && !s.n.isNull() }
+
+// members is an object resolved against its schema, read by key name.
+type members struct {
+	keys  []keyID
+	slots [maxObjectKeys]slot
+}
+
+// get returns the member sent for k; k must be in the object's schema.
+func (m *members) get(k keyID) slot {
+	for i, id := range m.keys {
+		if id == k {
+			return m.slots[i]
+		}
+	}
+	panic("defender: key " + k.long() + " is not in this object's schema")
+}
+
+// fields resolves the members of object n against keys, accepting either
+// spelling. Unknown keys are rejected (or noted when lenient); a key sent in
+// both spellings is rejected; a null optional key is noted and reads as
+// absent.
+func (v *validator) fields(n *node, keys []keyID) (members, bool) {
+	ms := members{keys: keys}
 	if n.kind != nObject {
 		v.fail(CategoryStructure, "must be an object, got "+n.typeName())
-		return false
+		return ms, false
 	}
 	for i := range n.obj {
 		m := &n.obj[i]
@@ -122,16 +167,20 @@ func (v *validator) fields(n *node, keys []keyName, slots []slot) bool {
 			continue
 		}
 		v.noteSpelling(short, m.key)
-		if prev := slots[idx].key; slots[idx].n != nil {
-			v.failAt(CategoryStructure, v.path.child(m.key), fmt.Sprintf("%q repeats %q: both spell %q", m.key, prev, keys[idx].long))
+		if prev := ms.slots[idx].key; ms.slots[idx].n != nil {
+			v.failAt(CategoryStructure, v.path.child(m.key), fmt.Sprintf("%q repeats %q: both spell %q", m.key, prev, keys[idx].long()))
 			continue
 		}
-		slots[idx] = slot{n: &m.val, key: m.key}
+		if m.val.isNull() && !keyNames[keys[idx]].required {
+			v.note(LintNullOptional, v.path.child(m.key), fmt.Sprintf(
+				"optional %s is %s: read as absent; omit the key instead", keys[idx].spell(), m.val.typeName()))
+		}
+		ms.slots[idx] = slot{n: &m.val, key: m.key}
 	}
-	return true
+	return ms, true
 }
 
-func (v *validator) unknownKey(keys []keyName, key string) {
+func (v *validator) unknownKey(keys []keyID, key string) {
 	path := v.path.child(key)
 	hint := ""
 	if want := lookalike(keys, key); want != "" {
@@ -185,9 +234,10 @@ func (v *validator) mixedFinding() *Finding {
 		other, v.deviationKey, first, v.longKeys, v.shortKeys)}
 }
 
-// at runs fn on s's value with the path extended by the key as sent.
+// at runs fn on s's value with the path extended by the key as sent; an
+// absent or null member is skipped.
 func (v *validator) at(s slot, fn func(n *node)) {
-	if s.n == nil {
+	if !s.present() {
 		return
 	}
 	v.path.push(s.key)
@@ -195,9 +245,14 @@ func (v *validator) at(s slot, fn func(n *node)) {
 	v.path.pop()
 }
 
-func (v *validator) require(s slot, k keyName) bool {
-	if s.n == nil {
-		v.fail(CategoryStructure, "missing "+k.spell())
+// require fails when a required member is missing or null.
+func (v *validator) require(category string, s slot, k keyID) bool {
+	switch {
+	case s.n == nil:
+		v.fail(category, "missing "+k.spell())
+		return false
+	case s.n.isNull():
+		v.failAt(category, v.path.child(s.key), "required "+k.spell()+" is "+s.n.typeName())
 		return false
 	}
 	return true
@@ -208,22 +263,26 @@ func (v *validator) report(root *node) *Report {
 		v.fail(CategoryStructure, "report must be an object, got "+root.typeName())
 		return nil
 	}
-	var s [3]slot
-	v.fields(root, rootKeys, s[:])
+	s, _ := v.fields(root, rootKeys)
 	rep := &Report{}
-	if s[0].n == nil {
-		v.fail(CategoryHeader, "missing "+rootKeys[0].spell())
+	header, metrics, custom := s.get(kHeader), s.get(kMetrics), s.get(kCustomMetrics)
+	v.require(CategoryHeader, header, kHeader)
+	if !metrics.present() && !custom.present() {
+		reason := "needs " + kMetrics.spell() + " or " + kCustomMetrics.spell() + " (or both)"
+		for _, sent := range []slot{metrics, custom} {
+			if sent.n != nil {
+				reason += fmt.Sprintf("; %q is %s, which reads as absent", sent.key, sent.n.typeName())
+			}
+		}
+		v.fail(CategoryStructure, reason)
 	}
-	if s[1].n == nil && s[2].n == nil {
-		v.fail(CategoryStructure, "needs "+rootKeys[1].spell()+" or "+rootKeys[2].spell()+" (or both)")
-	}
-	v.at(s[0], func(n *node) {
+	v.at(header, func(n *node) {
 		v.section = CategoryHeader
 		rep.Header = v.header(n)
 		v.section = ""
 	})
-	v.at(s[1], func(n *node) { rep.Metrics = v.metrics(n) })
-	v.at(s[2], func(n *node) {
+	v.at(metrics, func(n *node) { rep.Metrics = v.metrics(n) })
+	v.at(custom, func(n *node) {
 		v.section = CategoryCustomMetric
 		rep.CustomMetrics = v.customMetrics(n)
 		v.section = ""
@@ -234,19 +293,19 @@ func (v *validator) report(root *node) *Report {
 
 func (v *validator) header(n *node) Header {
 	var h Header
-	var s [2]slot
-	if !v.fields(n, headerKeys, s[:]) {
+	s, ok := v.fields(n, headerKeys)
+	if !ok {
 		return h
 	}
-	if v.require(s[0], headerKeys[0]) {
-		v.at(s[0], func(n *node) {
+	if rid := s.get(kReportID); v.require(CategoryStructure, rid, kReportID) {
+		v.at(rid, func(n *node) {
 			if id, ok := v.uint(n); ok {
 				h.ReportID, v.reportID, v.headerParsed = id, id, true
 			}
 		})
 	}
-	if v.require(s[1], headerKeys[1]) {
-		v.at(s[1], func(n *node) {
+	if ver := s.get(kVersion); v.require(CategoryStructure, ver, kVersion) {
+		v.at(ver, func(n *node) {
 			if ver, ok := v.string(n); ok {
 				h.Version = ver
 				if ver != SupportedVersion {
@@ -259,31 +318,32 @@ func (v *validator) header(n *node) Header {
 }
 
 func (v *validator) metrics(n *node) *Metrics {
-	var s [4]slot
-	if !v.fields(n, metricsKeys, s[:]) {
+	s, ok := v.fields(n, metricsKeys)
+	if !ok {
 		return nil
 	}
 	m := &Metrics{}
-	v.at(s[0], func(n *node) { m.TCPConnections = v.tcpConnections(n) })
-	v.at(s[1], func(n *node) { m.ListeningTCPPorts = v.ports(n) })
-	v.at(s[2], func(n *node) { m.ListeningUDPPorts = v.ports(n) })
-	v.at(s[3], func(n *node) { m.NetworkStats = v.networkStats(n) })
+	v.at(s.get(kTCPConnections), func(n *node) { m.TCPConnections = v.tcpConnections(n) })
+	v.at(s.get(kListeningTCPPorts), func(n *node) { m.ListeningTCPPorts = v.ports(n) })
+	v.at(s.get(kListeningUDPPorts), func(n *node) { m.ListeningUDPPorts = v.ports(n) })
+	v.at(s.get(kNetworkStats), func(n *node) { m.NetworkStats = v.networkStats(n) })
 	return m
 }
 
 func (v *validator) tcpConnections(n *node) *TCPConnections {
-	var s [1]slot
-	if !v.fields(n, tcpKeys, s[:]) {
+	s, ok := v.fields(n, tcpKeys)
+	if !ok {
 		return nil
 	}
 	tc := &TCPConnections{}
-	v.at(s[0], func(n *node) {
-		var s [2]slot
-		if !v.fields(n, establishedKeys, s[:]) {
+	v.at(s.get(kEstablished), func(n *node) {
+		s, ok := v.fields(n, establishedKeys)
+		if !ok {
 			return
 		}
 		ec := &EstablishedConnections{}
-		v.at(s[0], func(n *node) {
+		list, total := s.get(kConnections), s.get(kTotal)
+		v.at(list, func(n *node) {
 			if n.kind == nArray {
 				ec.Connections = make([]Connection, 0, len(n.arr))
 			}
@@ -293,8 +353,8 @@ func (v *validator) tcpConnections(n *node) *TCPConnections {
 				}
 			})
 		})
-		v.at(s[1], func(n *node) { ec.Total = v.uintPtr(n) })
-		v.totalBelowList(s[1], ec.Total, s[0])
+		v.at(total, func(n *node) { ec.Total = v.uintPtr(n) })
+		v.totalBelowList(total, ec.Total, list)
 		tc.Established = ec
 	})
 	return tc
@@ -302,12 +362,13 @@ func (v *validator) tcpConnections(n *node) *TCPConnections {
 
 func (v *validator) connection(n *node) (Connection, bool) {
 	var c Connection
-	var s [3]slot
-	if !v.fields(n, connectionKeys, s[:]) {
+	s, ok := v.fields(n, connectionKeys)
+	if !ok {
 		return c, false
 	}
-	ok := v.require(s[0], connectionKeys[0])
-	v.at(s[0], func(n *node) {
+	rad := s.get(kRemoteAddr)
+	ok = v.require(CategoryStructure, rad, kRemoteAddr)
+	v.at(rad, func(n *node) {
 		addr, isString := v.string(n)
 		if !isString {
 			ok = false
@@ -319,59 +380,62 @@ func (v *validator) connection(n *node) (Connection, bool) {
 		}
 		c.RemoteAddr = addr
 	})
-	v.at(s[1], func(n *node) {
+	v.at(s.get(kLocalPort), func(n *node) {
 		if p, good := v.port(n, 0); good {
 			c.LocalPort = &p
 		} else {
 			ok = false
 		}
 	})
-	v.at(s[2], func(n *node) { c.LocalInterface, _ = v.string(n) })
+	v.at(s.get(kLocalInterface), func(n *node) { c.LocalInterface, _ = v.string(n) })
 	return c, ok
 }
 
 func (v *validator) ports(n *node) *Ports {
-	var s [2]slot
-	if !v.fields(n, portsKeys, s[:]) {
+	s, ok := v.fields(n, portsKeys)
+	if !ok {
 		return nil
 	}
 	ps := &Ports{}
-	v.at(s[0], func(list *node) {
+	list, total := s.get(kPorts), s.get(kTotal)
+	v.at(list, func(list *node) {
 		if list.kind == nArray {
 			ps.Ports = make([]Port, 0, len(list.arr))
 		}
 		v.list(list, func(n *node) {
-			var s [2]slot
-			if !v.fields(n, portKeys, s[:]) {
+			s, ok := v.fields(n, portKeys)
+			if !ok {
 				return
 			}
 			var p Port
-			ok := v.require(s[0], portKeys[0])
-			v.at(s[0], func(n *node) {
+			pt := s.get(kPort)
+			ok = v.require(CategoryStructure, pt, kPort)
+			v.at(pt, func(n *node) {
 				var good bool
 				p.Port, good = v.port(n, 1)
 				ok = ok && good
 			})
-			v.at(s[1], func(n *node) { p.Interface, _ = v.string(n) })
+			v.at(s.get(kInterface), func(n *node) { p.Interface, _ = v.string(n) })
 			if ok {
 				ps.Ports = append(ps.Ports, p)
 			}
 		})
 	})
-	v.at(s[1], func(n *node) { ps.Total = v.uintPtr(n) })
-	v.totalBelowList(s[1], ps.Total, s[0])
+	v.at(total, func(n *node) { ps.Total = v.uintPtr(n) })
+	v.totalBelowList(total, ps.Total, list)
 	return ps
 }
 
 func (v *validator) networkStats(n *node) *NetworkStats {
-	var s [4]slot
-	if !v.fields(n, netStatsKeys, s[:]) {
+	s, ok := v.fields(n, netStatsKeys)
+	if !ok {
 		return nil
 	}
 	ns := &NetworkStats{}
-	for i, dst := range []**uint64{&ns.BytesIn, &ns.BytesOut, &ns.PacketsIn, &ns.PacketsOut} {
-		v.at(s[i], func(n *node) { *dst = v.uintPtr(n) })
-	}
+	v.at(s.get(kBytesIn), func(n *node) { ns.BytesIn = v.uintPtr(n) })
+	v.at(s.get(kBytesOut), func(n *node) { ns.BytesOut = v.uintPtr(n) })
+	v.at(s.get(kPacketsIn), func(n *node) { ns.PacketsIn = v.uintPtr(n) })
+	v.at(s.get(kPacketsOut), func(n *node) { ns.PacketsOut = v.uintPtr(n) })
 	return ns
 }
 
@@ -430,21 +494,22 @@ func (v *validator) customMetric(n *node) (CustomMetric, bool) {
 		v.failAt(CategoryCustomMetric, path, fmt.Sprintf("unknown custom metric kind %q%s", kindKey, hint))
 		return cm, false
 	}
-	cm.Kind = customKindKeys[idx].long
+	kind := customKindKeys[idx]
+	cm.Kind = kind.long()
 	v.path.push(kindKey)
 	defer v.path.pop()
 	ok := true
-	switch cm.Kind {
-	case "number":
+	switch kind {
+	case kNumber:
 		cm.Number, ok = v.number(val)
-	case "number_list":
+	case kNumberList:
 		cm.NumberList = []float64{}
 		ok = v.list(val, func(item *node) {
 			f, good := v.number(item)
 			ok = ok && good
 			cm.NumberList = append(cm.NumberList, f)
 		}) && ok
-	case "string_list":
+	case kStringList:
 		cm.StringList = []string{}
 		ok = v.list(val, func(item *node) {
 			s, good := v.string(item)
@@ -454,7 +519,7 @@ func (v *validator) customMetric(n *node) (CustomMetric, bool) {
 			ok = ok && good
 			cm.StringList = append(cm.StringList, s)
 		}) && ok
-	case "ip_list":
+	case kIPList:
 		cm.IPList = []string{}
 		ok = v.list(val, func(item *node) {
 			s, good := v.string(item)
@@ -482,21 +547,33 @@ func (v *validator) list(n *node, fn func(item *node)) bool {
 	return true
 }
 
-// uint requires an integer in 0..2^64-1 (counters, totals, report_id).
+// MaxInteger is the largest integer AWS reads: the service decodes reports
+// into signed 64-bit fields, so report_id, counters and totals above
+// 2^63-1 are InvalidPayload there.
+const MaxInteger = math.MaxInt64
+
+// uint requires an integer in 0..MaxInteger (counters, totals, report_id).
 func (v *validator) uint(n *node) (uint64, bool) {
 	switch n.kind {
 	case nUint:
-		return n.u, true
+		if n.u <= MaxInteger {
+			return n.u, true
+		}
+		v.fail(CategoryRange, tooLarge(n))
 	case nNegInt:
 		v.fail(CategoryRange, "must be a non-negative integer, got "+n.describe())
 	case nBigInt:
-		v.fail(CategoryRange, "integer "+n.describe()+" does not fit in 64 bits")
+		v.fail(CategoryRange, tooLarge(n))
 	case nFloat:
 		v.fail(CategoryRange, "must be an integer, got "+n.describe())
 	default:
 		v.fail(CategoryStructure, "must be an integer, got "+n.describe())
 	}
 	return 0, false
+}
+
+func tooLarge(n *node) string {
+	return fmt.Sprintf("integer %s is above %d (2^63-1): AWS reads integers as signed 64-bit", n.describe(), uint64(MaxInteger))
 }
 
 func (v *validator) uintPtr(n *node) *uint64 {

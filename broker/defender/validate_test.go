@@ -3,6 +3,7 @@ package defender_test
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -314,6 +315,24 @@ func TestLintNearSizeCap(t *testing.T) {
 	}
 }
 
+// The size verdict names the real size, also for callers that read only
+// the first MaxPayload+1 bytes.
+func TestOversizeProblem(t *testing.T) {
+	for size, want := range map[int64]string{
+		defender.MaxPayload + 1: "payload is 131073 bytes (128.0 KB), over the 131072-byte (128 KB) MQTT payload limit of AWS IoT Core",
+		10 << 20:                "payload is 10485760 bytes (10.0 MB), over the 131072-byte (128 KB) MQTT payload limit of AWS IoT Core",
+		-1:                      "payload is over the 131072-byte (128 KB) MQTT payload limit of AWS IoT Core",
+	} {
+		p := defender.OversizeProblem(size)
+		assert.Equal(t, want, p.Reason)
+		assert.Equal(t, defender.CategorySize, p.Category)
+		assert.Equal(t, defender.CodeInvalidPayload, p.Code)
+		assert.Equal(t, defender.MsgMalformed, p.Message)
+	}
+	res := defender.Validate(defender.JSON, make([]byte, defender.MaxPayload+1), defender.Options{})
+	assert.Equal(t, defender.OversizeProblem(defender.MaxPayload+1), res.Problem, "Validate gives the same verdict")
+}
+
 // Lenient mode only ever turns unknown-key rejections into findings.
 func TestLenientIsSupersetOfStrict(t *testing.T) {
 	for _, c := range loadCorpus(t) {
@@ -407,8 +426,11 @@ func TestValidateCBORItems(t *testing.T) {
 		reason string
 	}{
 		{"uint", 5, false, true, ""},
-		{"null", nil, false, false, "must be an integer, got null"},
-		{"undefined", raw{0xf7}, false, false, "got undefined"},
+		{"largest signed 64-bit", uint64(math.MaxInt64), false, true, ""},
+		{"uint64 above signed 64-bit", uint64(math.MaxInt64) + 1, false, false, "integer 9223372036854775808 is above 9223372036854775807"},
+		{"negative bignum tag", raw{0xc3, 0x41, 0x01}, false, false, "CBOR tag 3 is not allowed (a negative bignum"},
+		{"null custom number", nil, true, false, "must be a number, got null"},
+		{"undefined custom number", raw{0xf7}, true, false, "must be a number, got undefined"},
 		{"simple value", raw{0xf0}, false, false, "got simple value 16"},
 		{"true", true, false, false, "got true"},
 		{"indefinite byte string", raw{0x5f, 0x41, 0x01, 0xff}, false, false, "got byte string"},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/ddhil/ddhil/harness/report"
 )
@@ -18,7 +19,9 @@ func init() {
 	})
 }
 
-const reportHelp = `usage: ddhil report --in <run/report.json | run-dir> [--html F] [--md F] [--junit F] [--json F]
+// reportHelp is the usage text; the flag list is generated from
+// report.Formats, so a new format needs no edit here.
+const reportHelp = `usage: ddhil report --in <run/report.json | run-dir> %s
 
 Reads the report.json a run wrote (schema ddhil.report/v1) and writes it again
 in the formats asked for; at least one output is required, and "-" writes that
@@ -47,14 +50,15 @@ func runReport(args []string, stdout, stderr io.Writer) (int, error) {
 		path  *string
 		write func(io.Writer, *report.Report) error
 	}
-	outs := []output{
-		{"html", fs.String("html", "", "write the self-contained HTML report to `file`"), report.WriteHTML},
-		{"md", fs.String("md", "", "write the Markdown summary to `file`"), report.WriteMarkdown},
-		{"junit", fs.String("junit", "", "write JUnit XML to `file`"), report.WriteJUnit},
-		{"json", fs.String("json", "", "write report.json (normalised) to `file`"), report.WriteJSON},
+	var outs []output
+	var usage, names []string
+	for _, f := range report.Formats() {
+		outs = append(outs, output{f.Name, fs.String(f.Name, "", "write "+f.What+" to `file` (run directory name: "+f.File+")"), f.Write})
+		usage = append(usage, "[--"+f.Name+" F]")
+		names = append(names, "--"+f.Name)
 	}
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), reportHelp)
+		fmt.Fprintf(fs.Output(), reportHelp, strings.Join(usage, " "))
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -78,7 +82,7 @@ func runReport(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 	}
 	if len(chosen) == 0 {
-		return exitUsage, fmt.Errorf("%w: give at least one of --html, --md, --junit, --json", errUsage)
+		return exitUsage, fmt.Errorf("%w: give at least one of %s", errUsage, strings.Join(names, ", "))
 	}
 	if toStdout > 1 {
 		return exitUsage, fmt.Errorf("%w: only one output can go to stdout (-)", errUsage)

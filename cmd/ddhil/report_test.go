@@ -89,7 +89,7 @@ func TestReportErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no outputs", []string{"--in", goldenReport}, exitUsage, "give at least one of --html, --md, --junit, --json"},
+		{"no outputs", []string{"--in", goldenReport}, exitUsage, "give at least one of --json, --junit, --md, --html"},
 		{"no input", []string{"--html", out}, exitUsage, "--in is required"},
 		{"two outputs on stdout", []string{"--in", goldenReport, "--md", "-", "--json", "-"}, exitUsage, "only one output can go to stdout"},
 		{"stray argument", []string{"--in", goldenReport, "--md", "-", "extra"}, exitUsage, `unexpected argument "extra"`},

@@ -15,6 +15,8 @@ import (
 
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/judge/audit"
+	"github.com/ddhil/ddhil/harness/judge/detect"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/runner"
 	"github.com/ddhil/ddhil/harness/target"
@@ -52,16 +54,18 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	})
 	settings := target.Settings{}
 	for _, opt := range target.AllOptions() {
-		fs.Func(opt.Flag, opt.Usage, func(v string) error {
-			if opt.List {
-				settings[opt.Flag] = append(settings[opt.Flag], v)
-			} else {
-				settings[opt.Flag] = []string{v}
-			}
-			return nil
-		})
+		fs.Var(target.Value{Opt: opt, Settings: settings}, opt.Flag, opt.Usage)
 	}
 	noShot := fs.Bool("no-screenshot", false, "do not render report.png with headless Chromium")
+	appendTo := func(dst *[]string) func(string) error {
+		return func(s string) error { *dst = append(*dst, s); return nil }
+	}
+	fs.Func("security-profile", "Device Defender security profile `file` (AWS JSON; also custom metric / dimension definitions) evaluated by DD-D01 (repeatable)", appendTo(&o.SecurityProfiles))
+	fs.Func("baseline", "fleet recording (events.jsonl) for statisticalThreshold behaviours (repeatable)", appendTo(&o.Baselines))
+	fs.StringVar(&o.BrokerPolicy, "broker-policy", "open", "broker policy: open | strict (a device may use only its own thing's topics)")
+	fs.BoolVar(&o.Audit, "audit", false, "run the device-facing Audit checks on what the broker saw")
+	fs.Func("iot-policy", "IoT policy `file` for IOT_POLICY_OVERLY_PERMISSIVE_CHECK (implies --audit; repeatable)", appendTo(&o.IoTPolicies))
+	fs.Func("revoked", "CRL or revoked-serials `file` for REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK (implies --audit; repeatable)", appendTo(&o.Revoked))
 	// Expectation overrides (default: the profile's expectations block).
 	fs.DurationVar(&o.Expect.ProductionPeriod, "production-period", 0, "override the period the firmware uses in the field (DD-T03)")
 	fs.Float64Var(&o.Expect.Tolerance, "tolerance", 0, "override the allowed relative deviation of the median interval (DD-T02), e.g. 0.1")
@@ -93,6 +97,22 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if o.Expect.ListeningUDP, err = portList(*listenUDP); err != nil {
 		return exitUsage, err
 	}
+	if o.BrokerPolicy != "open" && o.BrokerPolicy != "strict" {
+		return exitUsage, fmt.Errorf("%w: --broker-policy %q: want open or strict", errUsage, o.BrokerPolicy)
+	}
+	if len(o.SecurityProfiles) > 0 { // a bad profile is a usage error before anything boots
+		if _, err := detect.Load(o.SecurityProfiles...); err != nil {
+			return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	for _, p := range o.IoTPolicies {
+		if _, err := audit.LoadPolicy(p); err != nil {
+			return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	if _, err := audit.LoadRevoked(o.Revoked...); err != nil {
+		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+	}
 	o.Only = splitList(*only)
 	o.Faults = splitList(*faults)
 	o.Vars = vars
@@ -118,33 +138,48 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if errors.Is(err, harness.ErrUsage) {
 		return exitUsage, err
 	}
+	if errors.Is(err, detect.ErrInvalidProfile) { // e.g. the device profile's security_profiles
+		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+	}
 	if err != nil {
 		return exitLab, harness.LabError(err)
 	}
 	judged := false
 	for _, c := range rep.Checks {
-		judged = judged || c.Status != "error"
+		judged = judged || c.Status != report.StatusError
 	}
 	if judged {
 		printSummary(stdout, rep)
 	}
-	abs, _ := filepath.Abs(filepath.Join(o.OutDir, "report.html"))
+	abs, _ := filepath.Abs(filepath.Join(o.OutDir, report.FileHTML))
 	fmt.Fprintf(stdout, "\nverdict: %s (%s)\nreport:  %s\n", strings.ToUpper(string(rep.Verdict())), rep.VerdictReason(), abs)
 	return rep.ExitCode(), nil
 }
 
-// printSummary prints one line per check and its first findings.
+// printSummary prints one line per check, failing ones first, with the
+// first findings of each (expected and observed) or why it was skipped.
+// RESULT is the check's outcome on this run; IF FAILED says what a failure
+// of that check does to the verdict, so a passing warn-only check reads
+// "PASS  warns only", never "warn PASS".
 func printSummary(stdout io.Writer, rep *report.Report) {
+	const row = "%-6s %-7s %-11s %s\n"
+	const indent = "                           "
 	fmt.Fprintln(stdout)
-	fmt.Fprintf(stdout, "%-7s %-5s %-4s %s\n", "CHECK", "SEV", "RES", "TITLE")
-	for _, c := range rep.Checks {
-		fmt.Fprintf(stdout, "%-7s %-5s %-4s %s\n", c.ID, c.Severity, strings.ToUpper(string(c.Status)), c.Title)
+	fmt.Fprintf(stdout, row, "RESULT", "CHECK", "IF FAILED", "TITLE")
+	for _, c := range report.ByConcern(rep.Checks) {
+		fmt.Fprintf(stdout, row, strings.ToUpper(string(c.Status)), c.ID, c.Severity.Effect(), c.Title)
+		switch {
+		case c.Status == report.StatusSkip:
+			fmt.Fprintf(stdout, "%sskipped: %s\n", indent, c.SkipReason)
+		case c.Status == report.StatusError:
+			fmt.Fprintf(stdout, "%serror: %s\n", indent, firstLine(c.Error))
+		}
 		for i, f := range c.Findings {
 			if i == 3 {
-				fmt.Fprintf(stdout, "                  … %d more in the report\n", len(c.Findings)-3)
+				fmt.Fprintf(stdout, "%s… %d more in the report\n", indent, len(c.Findings)-3)
 				break
 			}
-			fmt.Fprintf(stdout, "                  - %s\n", f.Message)
+			fmt.Fprintf(stdout, "%s- %s\n", indent, f.Text())
 		}
 	}
 }
@@ -193,6 +228,12 @@ func printWrapped(w io.Writer, indent string, words []string, width int) {
 		line += word
 	}
 	fmt.Fprintln(w, line)
+}
+
+// firstLine is s up to its first newline.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
 }
 
 // portList parses "8883,5001" ("none" = an empty set, "" = not given).

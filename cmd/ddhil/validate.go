@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +26,7 @@ func runValidate(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ddhil validate [--format json|cbor] [--lenient] FILE...")
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "exit status: 0 every file accepted, 1 any rejected, 2 usage error (a missing, unreadable or directory FILE)")
 	}
 	files, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -32,21 +35,30 @@ func runValidate(args []string, stdout, stderr io.Writer) (int, error) {
 	if len(files) == 0 {
 		return exitUsage, fmt.Errorf("%w: no files to validate", errUsage)
 	}
+	// A file that cannot be read is the caller's mistake, not a report
+	// AWS would reject: refuse the run before judging anything.
 	formats := make([]defender.Format, len(files))
 	for i, f := range files {
+		if err := checkReadable(f); err != nil {
+			return exitUsage, err
+		}
 		if formats[i], err = fileFormat(*format, f); err != nil {
 			return exitUsage, err
 		}
 	}
 	code := exitOK
 	for i, file := range files {
-		payload, err := readAtMost(file, defender.MaxPayload+1)
+		payload, size, err := readPayload(file)
 		if err != nil {
-			fmt.Fprintf(stdout, "%s: rejected unreadable: %v\n", file, err)
-			code = exitFail
-			continue
+			return exitUsage, err
 		}
-		res := defender.Validate(formats[i], payload, defender.Options{Lenient: *lenient})
+		var res defender.Result
+		if size > defender.MaxPayload || size < 0 {
+			// Only the first MaxPayload+1 bytes were read: name the real size.
+			res.Problem = defender.OversizeProblem(size)
+		} else {
+			res = defender.Validate(formats[i], payload, defender.Options{Lenient: *lenient})
+		}
 		writeVerdict(stdout, file, res)
 		if !res.Accepted() {
 			code = exitFail
@@ -120,13 +132,60 @@ func pointerOrRoot(p string) string {
 	return p
 }
 
-// readAtMost reads up to limit bytes: anything larger is over AWS's cap
-// anyway, and /dev/zero must not eat the machine's memory.
-func readAtMost(path string, limit int64) ([]byte, error) {
+// checkReadable refuses a path that is missing, unreadable or a directory,
+// in one line naming it.
+func checkReadable(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("%w: %s: %s", errUsage, path, openReason(err))
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, limit))
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%w: %s: %s", errUsage, path, openReason(err))
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%w: %s is a directory; name the report files in it (e.g. %s)", errUsage, path,
+			filepath.Join(path, "*.json"))
+	}
+	return nil
+}
+
+// openReason is err without the "open PATH:" prefix the message already
+// carries.
+func openReason(err error) string {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such file"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	case errors.As(err, &pe):
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// readPayload reads at most MaxPayload+1 bytes: anything larger is over
+// AWS's cap anyway, and /dev/zero must not eat the machine's memory. size
+// is the file's real size; -1 when it is over the cap and unknown (a pipe
+// or a device).
+func readPayload(path string) (payload []byte, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %s: %s", errUsage, path, openReason(err))
+	}
+	defer f.Close()
+	payload, err = io.ReadAll(io.LimitReader(f, defender.MaxPayload+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %s: %s", errUsage, path, openReason(err))
+	}
+	size = int64(len(payload))
+	if size > defender.MaxPayload {
+		size = -1
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > defender.MaxPayload {
+			size = st.Size()
+		}
+	}
+	return payload, size, nil
 }

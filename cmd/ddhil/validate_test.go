@@ -150,6 +150,8 @@ func TestValidateCommandFormatFlag(t *testing.T) {
 
 func TestValidateCommandErrors(t *testing.T) {
 	good := filepath.Join(reportCorpus, "empty-metrics.json")
+	txt := filepath.Join(t.TempDir(), "report.txt")
+	require.NoError(t, os.WriteFile(txt, []byte("{}"), 0o644))
 	for _, tc := range []struct {
 		name       string
 		args       []string
@@ -159,10 +161,10 @@ func TestValidateCommandErrors(t *testing.T) {
 	}{
 		{"no files", nil, exitUsage, "", "no files to validate"},
 		{"unknown format", []string{"--format", "xml", good}, exitUsage, "", `--format "xml": want json or cbor`},
-		{"unknown extension", []string{good, "report.txt"}, exitUsage, "", "report.txt: cannot tell the format"},
+		{"unknown extension", []string{good, txt}, exitUsage, "", "report.txt: cannot tell the format"},
 		{"unknown flag", []string{"--strict", good}, exitUsage, "", "flag provided but not defined"},
-		{"unreadable file", []string{good, "does-not-exist.json"}, exitFail, "does-not-exist.json: rejected unreadable: open does-not-exist.json", ""},
 		{"help", []string{"-h"}, exitOK, "", "usage: ddhil validate"},
+		{"help names the exit codes", []string{"-h"}, exitOK, "", "exit status: 0 every file accepted, 1 any rejected, 2 usage error"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := validateCLI(tc.args...)
@@ -173,5 +175,66 @@ func TestValidateCommandErrors(t *testing.T) {
 				assert.Empty(t, stdout, "usage errors validate nothing")
 			}
 		})
+	}
+}
+
+// A path that is no report file is the caller's mistake: exit 2 with one
+// line naming it, before any file is judged (so never "rejected").
+func TestValidateCommandUnreadablePaths(t *testing.T) {
+	good := filepath.Join(reportCorpus, "empty-metrics.json")
+	dir := filepath.Join(t.TempDir(), "reports.json") // a directory with a report's name
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing file", []string{good, "does-not-exist.json"}, "ddhil validate: usage error: does-not-exist.json: no such file\n"},
+		{"directory", []string{good, dir}, "ddhil validate: usage error: " + dir + " is a directory; name the report files in it (e.g. " + dir + "/*.json)\n"},
+		{"directory without --format", []string{reportCorpus}, "ddhil validate: usage error: " + reportCorpus + " is a directory"},
+		{"directory with --format", []string{"--format", "json", reportCorpus}, "ddhil validate: usage error: " + reportCorpus + " is a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := validateCLI(tc.args...)
+			assert.Equal(t, exitUsage, code)
+			assert.Empty(t, stdout, "nothing is judged")
+			assert.True(t, strings.HasPrefix(stderr, tc.want), "%q lacks prefix %q", stderr, tc.want)
+			assert.Equal(t, 1, strings.Count(stderr, "\n"), "one line: %q", stderr)
+			assert.NotContains(t, stderr, "rejected")
+		})
+	}
+	t.Run("permission denied", func(t *testing.T) {
+		locked := filepath.Join(t.TempDir(), "locked.json")
+		require.NoError(t, os.WriteFile(locked, []byte("{}"), 0o000))
+		if f, err := os.Open(locked); err == nil {
+			f.Close()
+			t.Skip("running as root: mode 000 does not stop reading")
+		}
+		code, stdout, stderr := validateCLI(locked)
+		assert.Equal(t, exitUsage, code)
+		assert.Empty(t, stdout)
+		assert.Equal(t, "ddhil validate: usage error: "+locked+": permission denied\n", stderr)
+	})
+}
+
+// An oversized file is a report AWS refuses (exit 1), named with its real
+// size, though only the first MaxPayload+1 bytes are read.
+func TestValidateCommandOversize(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.json")
+	f, err := os.Create(big)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(10<<20)) // 10 MB of NUL bytes, sparse
+	require.NoError(t, f.Close())
+
+	code, stdout, stderr := validateCLI(big)
+	assert.Equal(t, exitFail, code)
+	assert.Empty(t, stderr)
+	assert.Equal(t, big+": rejected InvalidPayload at /: payload is 10485760 bytes (10.0 MB), over the 131072-byte (128 KB) MQTT payload limit of AWS IoT Core\n", stdout)
+
+	// A device has no size: say it is over the limit, not how far.
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		code, stdout, _ = validateCLI("--format", "json", "/dev/zero")
+		assert.Equal(t, exitFail, code)
+		assert.Equal(t, "/dev/zero: rejected InvalidPayload at /: payload is over the 131072-byte (128 KB) MQTT payload limit of AWS IoT Core\n", stdout)
 	}
 }

@@ -60,6 +60,9 @@ static struct inflight inflight[INFLIGHT_MAX];
 static uint64_t recent[RECENT_IDS];
 static unsigned n_recent;
 
+static int bad_due;                    /* dd-bad-topic: a publish outside our tree is due at bad_at */
+static uint32_t bad_at;
+
 static char topic_pub[128];
 static char topic_acc[128];
 static char topic_rej[128];
@@ -78,6 +81,7 @@ static uint32_t rnd(void)
 
 static const char *fmt_name(void) { return g_conf.report_format == FMT_CBOR ? "cbor" : "json"; }
 static const char *keys_name(void) { return g_conf.report_keys == KEYS_SHORT ? "short" : "long"; }
+static int module_mqtt(void) { return g_conf.at_mode == AT_MODE_MQTT; }
 
 static uint64_t epoch_ms(void)
 {
@@ -199,23 +203,48 @@ static void sntp_sync(void)
     log_msg("sntp", "not synchronised after 30000 ms; report ids fall back to uptime");
 }
 
+static int mux_mode(int m) { return m == AT_MODE_MULTI || m == AT_MODE_PASSIVE; }
+
+/* Puts the module into the configured dialect. The module outlives an MCU reset, so what our
+ * previous life set (g_persist.module_mode) is undone first. Single mode on a module we never
+ * switched sends nothing: the default bring-up is the original one, byte for byte. */
+static int dialect_setup(void)
+{
+    int m = g_conf.at_mode, last = g_persist.module_mode;
+    if (m == AT_MODE_SINGLE && last == AT_MODE_SINGLE) return 0;
+    if (m == AT_MODE_MQTT || last == AT_MODE_MQTT) (void)at_cmd("AT+MQTTCLEAN=0", 2000); /* ERROR if none */
+    if (m != AT_MODE_MQTT && cmd_retry(mux_mode(m) ? "AT+CIPMUX=1" : "AT+CIPMUX=0", 2000)) return -1;
+    if (m == AT_MODE_PASSIVE) {                        /* after CIPMUX, as Zephyr's driver does */
+        if (cmd_retry("AT+CIPRECVMODE=1", 2000)) return -1;
+    } else if (last == AT_MODE_PASSIVE) {
+        (void)at_cmd("AT+CIPRECVMODE=0", 2000);
+    }
+    g_persist.module_mode = (uint8_t)m;
+    store_save();
+    return 0;
+}
+
 static int module_bringup(void)
 {
     if (module_sync()) return -1;
     if (cmd_retry("ATE0", 2000) || cmd_retry("AT+CWMODE=1", 2000)) return -1;
     if (wifi_join()) return -1;
     /* A link left open by our previous life (an MCU reset does not reset the module) would make
-     * CIPSTART fail: close it. */
+     * CIPSTART fail: close it (in multi-link mode all of them: AT+CIPCLOSE=5). */
     char state[96];
     if (at_query("AT+CIPSTATE?", "+CIPSTATE:", state, sizeof state, 2000) == AT_OK && state[0]) {
-        (void)at_cmd("AT+CIPCLOSE", 5000);
+        if (!mux_mode(g_conf.at_mode) && !mux_mode(g_persist.module_mode)) (void)at_cmd("AT+CIPCLOSE", 5000);
+        else if (at_cmd("AT+CIPCLOSE=5", 5000) != AT_OK) (void)at_cmd("AT+CIPCLOSE", 5000);
         (void)at_take_closed();
     }
+    if (dialect_setup()) return -1;
     sntp_sync();
     return 0;
 }
 
 /* ---- MQTT session ---- */
+
+#define LATE_FIRST_EXTRA_MS 5000u
 
 static uint16_t pkt_id(void)
 {
@@ -232,10 +261,17 @@ static void schedule_reconnect(void)
     backoff_ms = backoff_ms * 2u > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2u;
 }
 
+static void close_connection(void)
+{
+    if (module_mqtt()) (void)at_cmd("AT+MQTTCLEAN=0", 5000);
+    else if (at_mux()) (void)at_cmd("AT+CIPCLOSE=0", 5000);
+    else (void)at_cmd("AT+CIPCLOSE", 5000);
+}
+
 static void link_down(const char *reason, int close_link)
 {
     log_msg("mqtt", "disconnected reason=%s", reason);
-    if (close_link) (void)at_cmd("AT+CIPCLOSE", 5000);
+    if (close_link) close_connection();
     (void)at_take_closed();
     st.mqtt_up = 0;
     ping_pending = 0;
@@ -338,6 +374,7 @@ static int wait_flag(volatile int *flag, int initial, uint32_t timeout)
     uint32_t deadline = millis() + timeout;
     for (;;) {
         pump();
+        if (at_service()) return -2;
         if (drain_packets()) return -2;
         if (*flag != initial) return 0;
         if (at_take_closed()) return -3;
@@ -366,15 +403,78 @@ static uint16_t parse_local_port(const char *s)
     return 0;
 }
 
-#define LATE_FIRST_EXTRA_MS 5000u
+/* After CONNACK 0 (or +MQTTCONNECTED): the state every dialect shares. */
+static void session_up(void)
+{
+    log_msg("mqtt", "connected");
+    st.mqtt_up = 1;
+    connected_once = 1;
+    backoff_ms = BACKOFF_MIN_MS;
+}
+
+static void schedule_first_report(void)
+{
+    if (!have_schedule) {
+        next_report = millis();                        /* first report right after subscribe */
+        have_schedule = 1;
+    }
+    if (fault_on(F_LATE_FIRST)) {                      /* first report long after every connect */
+        next_report = millis() + 3u * g_conf.report_period_ms + LATE_FIRST_EXTRA_MS;
+    }
+}
+
+/* Module-MQTT dialect: the module's own client (AT+MQTTUSERCFG, AT+MQTTCONN, AT+MQTTSUB). Clean
+ * session, the module's default keep-alive; reconnect=0 so reconnects and their backoff stay ours. */
+static int session_connect_module(void)
+{
+    char host[140], cmd[240];
+    if (connected_once) reconnects++;
+    log_msg("mqtt", "connecting %s:%lu", g_conf.mqtt_endpoint, (unsigned long)g_conf.mqtt_port);
+    at_escape(host, sizeof host, g_conf.mqtt_endpoint);
+    (void)at_cmd("AT+MQTTCLEAN=0", 2000);             /* ERROR when there is no session: fine */
+    fmt_sn(cmd, sizeof cmd, "AT+MQTTUSERCFG=0,1,\"%s\",\"\",\"\",0,0,\"\"", g_conf.thing_name);
+    int r = at_cmd(cmd, 2000);
+    if (r == AT_OK) {
+        net_reset();
+        mqtt_rx_reset();
+        (void)at_take_closed();
+        fmt_sn(cmd, sizeof cmd, "AT+MQTTCONN=0,\"%s\",%lu,0", host, (unsigned long)g_conf.mqtt_port);
+        r = at_cmd(cmd, 30000);
+    }
+    if (r != AT_OK) {
+        log_msg("mqtt", "connect failed (%d)", r);
+        return -1;
+    }
+    (void)at_take_closed();
+    local_port = 0;                                    /* the module never tells it */
+    build_topics();
+    session_up();
+    if (!fault_on(F_NO_SUBSCRIBE)) {
+        int ok = 1;
+        const char *filters[2] = { topic_acc, topic_rej };
+        for (int i = 0; i < 2; i++) {
+            fmt_sn(cmd, sizeof cmd, "AT+MQTTSUB=0,\"%s\",1", filters[i]);
+            r = at_cmd(cmd, SUBACK_WAIT_MS);
+            if (at_take_closed()) return -3;
+            if (r == AT_TIMEOUT || r == AT_BUSY) return -2;
+            ok &= r == AT_OK;
+        }
+        if (ok) log_msg("mqtt", "subscribed");
+        else log_msg("mqtt", "subscribe refused");
+    }
+    schedule_first_report();
+    return 0;
+}
 
 static int session_connect(void)
 {
     char host[140], cmd[200], state[96];
+    if (module_mqtt()) return session_connect_module();
     if (connected_once) reconnects++;
     log_msg("mqtt", "connecting %s:%lu", g_conf.mqtt_endpoint, (unsigned long)g_conf.mqtt_port);
     at_escape(host, sizeof host, g_conf.mqtt_endpoint);
-    fmt_sn(cmd, sizeof cmd, "AT+CIPSTART=\"TCP\",\"%s\",%lu", host, (unsigned long)g_conf.mqtt_port);
+    fmt_sn(cmd, sizeof cmd, "AT+CIPSTART=%s\"TCP\",\"%s\",%lu", at_mux() ? "0," : "", host,
+           (unsigned long)g_conf.mqtt_port);
     (void)at_take_closed();
     int r = at_cmd(cmd, 30000);
     if (r != AT_OK) {
@@ -396,10 +496,7 @@ static int session_connect(void)
         log_msg("mqtt", "connack rc=%d", connack_rc);
         return -2;
     }
-    log_msg("mqtt", "connected");
-    st.mqtt_up = 1;
-    connected_once = 1;
-    backoff_ms = BACKOFF_MIN_MS;
+    session_up();
     if (!fault_on(F_NO_SUBSCRIBE)) {
         suback_state = 0;
         suback_id = pkt_id();
@@ -410,17 +507,13 @@ static int session_connect(void)
         if (suback_state == 1) log_msg("mqtt", "subscribed");
         else log_msg("mqtt", "subscribe refused");
     }
-    if (!have_schedule) {
-        next_report = millis();                        /* first report right after subscribe */
-        have_schedule = 1;
-    }
-    if (fault_on(F_LATE_FIRST)) {                      /* first report long after every connect */
-        next_report = millis() + 3u * g_conf.report_period_ms + LATE_FIRST_EXTRA_MS;
-    }
+    schedule_first_report();
     return 0;
 }
 
 /* ---- reports ---- */
+
+#define DD_LISTEN_PORT 2323u
 
 static uint64_t next_rid(void)
 {
@@ -465,6 +558,12 @@ static void build_report(report_t *r)
         r->tcp[0] = 0;
     }
     if (fault_on(F_PORTS_MISSING) && r->n_tcp > 0) r->n_tcp--;   /* forgets its last TCP listener */
+    if (fault_on(F_DD_LISTEN)) {                       /* an extra listener on 2323 (telnet-alt) */
+        int have = 0;
+        for (uint8_t i = 0; i < r->n_tcp; i++) have |= r->tcp[i] == DD_LISTEN_PORT;
+        if (!have && r->n_tcp < LISTEN_MAX) r->tcp[r->n_tcp++] = DD_LISTEN_PORT;
+    }
+    r->omit_local_port = module_mqtt();
     r->local_port = local_port;
     if (fault_on(F_TC_STALE)) r->local_port = (uint16_t)(local_port + 1u);  /* not the live link */
     r->remote_port = g_conf.mqtt_port;
@@ -476,11 +575,34 @@ static void build_report(report_t *r)
  * service sees JSON or CBOR that ends mid-value. */
 #define TRUNCATE_BYTES 7u
 static uint32_t put_limit, put_done;
+static int (*put_sink)(const void *, size_t);
 static int tx_put_limited(const void *data, size_t len)
 {
     size_t n = put_done >= put_limit ? 0 : (put_limit - put_done < len ? put_limit - put_done : len);
     put_done += (uint32_t)len;
-    return n ? tx_put(data, n) : 0;
+    return n ? put_sink(data, n) : 0;
+}
+
+/* Module MQTT: the payload goes straight to the UART after AT+MQTTPUBRAW's prompt. */
+static int uart_put(const void *data, size_t len)
+{
+    uart_write(UART_TRANSPORT, data, len);
+    return 0;
+}
+
+/* AT+MQTTPUBRAW=0,"<topic>",<len>,<qos>,<retain>: 0 = +MQTTPUB:OK, 1 = +MQTTPUB:FAIL, -1 = the
+ * module did not take the command or never answered. The payload comes from encode(). */
+static int pubraw(const char *topic, uint32_t len, int qos, int retain, const report_t *r)
+{
+    char cmd[200];
+    fmt_sn(cmd, sizeof cmd, "AT+MQTTPUBRAW=0,\"%s\",%lu,%d,%d", topic, (unsigned long)len, qos, retain);
+    if (at_prompt_begin(cmd) != AT_OK) return -1;
+    put_sink = uart_put;
+    put_limit = len;
+    put_done = 0;
+    (void)report_encode(r, tx_put_limited);        /* uart_put cannot fail */
+    int res = at_prompt_end(strlen(topic) + len, 20000u);   /* counted: topic + payload */
+    return res == AT_SEND_OK ? 0 : res == AT_SEND_FAIL ? 1 : -1;
 }
 
 static int publish(const report_t *r, uint16_t id, int dup, uint32_t *len_out)
@@ -489,11 +611,66 @@ static int publish(const report_t *r, uint16_t id, int dup, uint32_t *len_out)
     uint32_t wire = len;
     if (fault_on(F_TRUNCATE) && len > TRUNCATE_BYTES) wire = len - TRUNCATE_BYTES;
     *len_out = wire;
+    if (module_mqtt()) return pubraw(topic_pub, wire, 1, fault_on(F_RETAIN), r);
     if (mqtt_publish_begin_flags(topic_pub, id, dup, fault_on(F_RETAIN), wire) != 0) return -1;
+    put_sink = tx_put;
     put_limit = wire;
     put_done = 0;
     if (report_encode(r, tx_put_limited) != len) return -1;
     return tx_flush();
+}
+
+/* QoS 0 publish of len filler bytes ({"pad":"xx..."}) to topic, for the DD-D01 faults. 0 or -1. */
+static int publish_filler(const char *topic, uint32_t len)
+{
+    static const char head[] = "{\"pad\":\"", tail[] = "\"}";
+    char chunk[64];
+    memset(chunk, 'x', sizeof chunk);
+    if (len < sizeof head + sizeof tail) len = sizeof head + sizeof tail;
+    uint32_t fill = len - (uint32_t)(sizeof head - 1u) - (uint32_t)(sizeof tail - 1u);
+    if (module_mqtt()) {
+        char cmd[200];
+        fmt_sn(cmd, sizeof cmd, "AT+MQTTPUBRAW=0,\"%s\",%lu,0,0", topic, (unsigned long)len);
+        if (at_prompt_begin(cmd) != AT_OK) return -1;
+        uart_write(UART_TRANSPORT, head, sizeof head - 1u);
+        for (uint32_t n = fill; n; ) {
+            uint32_t k = n < sizeof chunk ? n : (uint32_t)sizeof chunk;
+            uart_write(UART_TRANSPORT, chunk, k);
+            n -= k;
+        }
+        uart_write(UART_TRANSPORT, tail, sizeof tail - 1u);
+        int res = at_prompt_end(strlen(topic) + len, 20000u);
+        return res == AT_SEND_OK || res == AT_SEND_FAIL ? 0 : -1;
+    }
+    if (mqtt_publish_begin_qos0(topic, len) != 0 || tx_put(head, sizeof head - 1u) != 0) return -1;
+    for (uint32_t n = fill; n; ) {
+        uint32_t k = n < sizeof chunk ? n : (uint32_t)sizeof chunk;
+        if (tx_put(chunk, k) != 0) return -1;
+        n -= k;
+    }
+    if (tx_put(tail, sizeof tail - 1u) != 0) return -1;
+    return tx_flush();
+}
+
+/* dd-extra-out: a large extra publish to our own tree after every report. It is really sent, so
+ * the next report's network_stats carry it and still agree with the module's counts. */
+#define EXTRA_OUT_BYTES 8192u
+static int send_extra_out(void)
+{
+    char topic[128];
+    fmt_sn(topic, sizeof topic, "$aws/things/%s/telemetry", g_conf.thing_name);
+    if (publish_filler(topic, EXTRA_OUT_BYTES) != 0) return -1;
+    log_msg("telemetry", "published bytes=%lu topic=%s", (unsigned long)EXTRA_OUT_BYTES, topic);
+    return 0;
+}
+
+/* dd-bad-topic: a publish outside $aws/things/<thing>/, which a strict policy refuses (AWS, like
+ * the harness's broker, then closes the connection: the agent reconnects as after any drop). */
+#define BAD_TOPIC "$aws/things/other-thing/shadow/update"
+static int send_bad_topic(void)
+{
+    log_msg("telemetry", "publishing to %s", BAD_TOPIC);
+    return publish_filler(BAD_TOPIC, 64u);
 }
 
 static int send_report(void)
@@ -518,7 +695,13 @@ static int send_report(void)
     g_persist.have_rid = 1;
     store_save();
     uint32_t len;
-    if (publish(&slot->r, slot->id, 0, &len) != 0) {
+    int pr = publish(&slot->r, slot->id, 0, &len);
+    if (module_mqtt()) slot->used = 0;                 /* the module waits for the PUBACK itself */
+    if (pr == 1) {
+        log_msg("report", "no puback id=%llu", (unsigned long long)slot->r.rid);   /* +MQTTPUB:FAIL */
+        return 0;
+    }
+    if (pr != 0) {
         slot->used = 0;
         return -1;
     }
@@ -535,19 +718,48 @@ static uint32_t period_ms(void)
     return fault_on(F_PERIOD_SKEW) ? p + p / 4u : p;
 }
 
+static int service_mqtt_packets(uint32_t now);
+
 /* One pass over a live session. */
 static void session_service(void)
 {
     uint32_t now = millis();
+    if (at_service()) { link_down("error", 1); return; }
     if (drain_packets()) { link_down("error", 1); return; }
     if (at_take_closed()) { link_down("closed", 0); return; }
+    if (module_mqtt()) {
+        /* PUBACKs, keep-alive and retransmissions are the module's business. */
+    } else if (service_mqtt_packets(now)) {
+        return;
+    }
+    if (time_reached(now, next_report)) {
+        int n = fault_on(F_BURST) ? 2 : 1;
+        for (int i = 0; i < n; i++) {
+            if (send_report() != 0) { link_down("error", 1); return; }
+        }
+        next_report += period_ms();
+        if (time_reached(millis(), next_report)) next_report = millis() + period_ms();
+        if (fault_on(F_DD_EXTRA_OUT) && send_extra_out() != 0) { link_down("error", 1); return; }
+        bad_due = 1;
+        bad_at = millis() + period_ms() / 2u;          /* mid-period, after the report's answer */
+    }
+    if (bad_due && fault_on(F_DD_BAD_TOPIC) && time_reached(millis(), bad_at)) {
+        bad_due = 0;
+        if (send_bad_topic() != 0) { link_down("error", 1); return; }
+    }
+}
+
+/* The socket dialects' own MQTT duties: PUBACKs, keep-alive, retransmissions. 1 if the link went
+ * down meanwhile. */
+static int service_mqtt_packets(uint32_t now)
+{
     while (n_acks) {
-        if (mqtt_puback_send(acks[--n_acks]) != 0) { link_down("error", 1); return; }
+        if (mqtt_puback_send(acks[--n_acks]) != 0) { link_down("error", 1); return 1; }
     }
     if (ping_pending) {
-        if (time_reached(now, ping_sent + PINGRESP_WAIT_MS)) { link_down("keepalive", 1); return; }
+        if (time_reached(now, ping_sent + PINGRESP_WAIT_MS)) { link_down("keepalive", 1); return 1; }
     } else if (time_reached(now, tx_last_ms() + KEEPALIVE_S * 1000u)) {
-        if (mqtt_ping_send() != 0) { link_down("error", 1); return; }
+        if (mqtt_ping_send() != 0) { link_down("error", 1); return 1; }
         ping_pending = 1;
         ping_sent = millis();
     }
@@ -563,22 +775,16 @@ static void session_service(void)
         f->sent = now;
         uint32_t len;
         build_topics();
-        if (publish(&f->r, f->id, 1, &len) != 0) { link_down("error", 1); return; }
+        if (publish(&f->r, f->id, 1, &len) != 0) { link_down("error", 1); return 1; }
         log_msg("report", "retransmit id=%llu dup=1", (unsigned long long)f->r.rid);
     }
-    if (time_reached(now, next_report)) {
-        int n = fault_on(F_BURST) ? 2 : 1;
-        for (int i = 0; i < n; i++) {
-            if (send_report() != 0) { link_down("error", 1); return; }
-        }
-        next_report += period_ms();
-        if (time_reached(millis(), next_report)) next_report = millis() + period_ms();
-    }
+    return 0;
 }
 
 void agent_run(void)
 {
     rng_state = g_persist.boot_count * 2654435761u ^ millis();
+    at_set_mode(g_conf.at_mode);
     for (;;) {
         if (module_bringup() != 0) {
             pump_for(2000);

@@ -5,7 +5,7 @@
 #include "console.h"
 #include "fmt.h"
 #include "hw.h"
-#include "stm32.h"
+#include "cortexm.h"
 #include "store.h"
 
 static void cmd_help(void)

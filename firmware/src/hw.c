@@ -1,10 +1,10 @@
-/* SysTick, UART rings and idle. RX is interrupt driven (RXNEIE, the only USART interrupt QEMU 7.2
- * raises); TX is polled on TXE because QEMU 7.2 never raises TXE/TC interrupts and Renode's TX is
- * instantaneous. The transport ring holds a full 2920-byte +IPD burst plus slack. */
+/* SysTick, UART rings and idle: the SoC-independent half of the hardware layer (soc.h has the
+ * rest). RX is interrupt driven into ring buffers (the only UART interrupt every emulator raises
+ * reliably); TX is polled. The transport ring holds a full 2920-byte +IPD burst plus slack. */
 #include <string.h>
 #include "hw.h"
-#include "board.h"
-#include "stm32.h"
+#include "cortexm.h"
+#include "soc.h"
 
 #define CON_RING  512u
 #define NET_RING  8192u
@@ -21,7 +21,6 @@ static struct ring rings[2] = {
     { 0, 0, 0, CON_RING - 1u, con_buf },
     { 0, 0, 0, NET_RING - 1u, net_buf },
 };
-static const uint32_t uart_base[2] = { USART2_BASE, USART1_BASE };
 
 static volatile uint32_t ticks_lo;
 static volatile uint32_t ticks_hi;
@@ -45,48 +44,24 @@ uint64_t millis64(void)
     return ((uint64_t)hi << 32) | lo;
 }
 
-static void rx_isr(int port)
+void hw_rx_byte(int port, uint8_t b)
 {
-    uint32_t base = uart_base[port];
-    uint32_t sr = USART_SR(base);
-    if (sr & (USART_SR_RXNE | USART_SR_ORE | USART_SR_FE | USART_SR_NE | USART_SR_PE)) {
-        uint8_t b = (uint8_t)USART_DR(base);    /* SR then DR read clears the error flags too */
-        if (sr & USART_SR_RXNE) {
-            struct ring *r = &rings[port];
-            uint32_t h = r->head;
-            if (h - r->tail <= r->mask) {
-                r->buf[h & r->mask] = b;
-                r->head = h + 1u;
-            } else {
-                r->dropped++;
-            }
-        }
+    struct ring *r = &rings[port];
+    uint32_t h = r->head;
+    if (h - r->tail <= r->mask) {
+        r->buf[h & r->mask] = b;
+        r->head = h + 1u;
+    } else {
+        r->dropped++;
     }
-}
-
-void USART2_IRQHandler(void) { rx_isr(UART_CONSOLE); }
-void USART1_IRQHandler(void) { rx_isr(UART_TRANSPORT); }
-
-static void uart_setup(int port)
-{
-    uint32_t base = uart_base[port];
-    USART_CR1(base) = 0;
-    USART_CR2(base) = 0;
-    USART_CR3(base) = 0;
-    USART_BRR(base) = board_uart_brr(base);
-    USART_CR1(base) = USART_CR1_UE | USART_CR1_TE | USART_CR1_RE | USART_CR1_RXNEIE;
 }
 
 void hw_init(void)
 {
-    board_init();
-    SYST_RVR = board_systick_reload();
+    soc_init();
+    SYST_RVR = soc_systick_reload();
     SYST_CVR = 0;
     SYST_CSR = 7u;                       /* CLKSOURCE = processor, TICKINT, ENABLE */
-    uart_setup(UART_CONSOLE);
-    uart_setup(UART_TRANSPORT);
-    nvic_enable(USART1_IRQn);
-    nvic_enable(USART2_IRQn);
     irq_enable();
 }
 
@@ -106,21 +81,13 @@ uint32_t uart_rx_dropped(int port) { return rings[port].dropped; }
 
 void uart_write(int port, const void *data, size_t len)
 {
-    uint32_t base = uart_base[port];
     const uint8_t *p = data;
-    while (len--) {
-        while (!(USART_SR(base) & USART_SR_TXE)) { }
-        USART_DR(base) = *p++;
-    }
+    while (len--) soc_uart_putc(port, *p++);
 }
 
 void uart_puts(int port, const char *s) { uart_write(port, s, strlen(s)); }
 
-void uart_flush(int port)
-{
-    uint32_t base = uart_base[port];
-    for (uint32_t n = 0; n < 2000000u && !(USART_SR(base) & USART_SR_TC); n++) { }
-}
+void uart_flush(int port) { soc_uart_flush(port); }
 
 void hw_idle(void)
 {

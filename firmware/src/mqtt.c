@@ -93,6 +93,12 @@ int mqtt_publish_begin_flags(const char *topic, uint16_t id, int dup, int retain
     return put_fixed(first, rem) | put_str(topic) | put_u16(id);
 }
 
+int mqtt_publish_begin_qos0(const char *topic, uint32_t payload_len)
+{
+    uint32_t rem = 2u + (uint32_t)strlen(topic) + payload_len;
+    return put_fixed(MQTT_PUBLISH << 4, rem) | put_str(topic);
+}
+
 int mqtt_publish_begin(const char *topic, uint16_t id, int dup, uint32_t payload_len)
 {
     return mqtt_publish_begin_flags(topic, id, dup, 0, payload_len);

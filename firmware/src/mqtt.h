@@ -31,6 +31,8 @@ int mqtt_disconnect_send(void);
 /* retain sets the RETAIN flag (only the `retain` fault does: AWS refuses it on $aws topics). */
 int mqtt_publish_begin_flags(const char *topic, uint16_t id, int dup, int retain, uint32_t payload_len);
 int mqtt_publish_begin(const char *topic, uint16_t id, int dup, uint32_t payload_len);
+/* The header of a QoS 0 PUBLISH (no packet id) with payload_len bytes to follow. */
+int mqtt_publish_begin_qos0(const char *topic, uint32_t payload_len);
 uint32_t mqtt_publish_size(const char *topic, uint32_t payload_len); /* whole packet */
 
 typedef struct {

@@ -206,13 +206,15 @@ uint32_t report_encode(const report_t *r, int (*put)(const void *, size_t))
     e_open(&e, 1, 2);
     key(&e, K_CS, 1);
     e_open(&e, 0, 1);
-    e_open(&e, 1, 2);
+    e_open(&e, 1, r->omit_local_port ? 1 : 2);
     key(&e, K_RAD, 1);
     char rad[80];
     size_t radn = fmt_sn(rad, sizeof rad, "%s:%lu", r->remote_host, (unsigned long)r->remote_port);
     str(&e, rad, radn);
-    key(&e, K_LP, 1);
-    uint_(&e, r->local_port);
+    if (!r->omit_local_port) {                           /* optional for AWS */
+        key(&e, K_LP, 1);
+        uint_(&e, r->local_port);
+    }
     e_close(&e);
     e_close(&e);
     key(&e, K_TOTAL, 1);

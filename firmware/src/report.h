@@ -17,6 +17,7 @@ typedef struct {
     uint8_t n_tcp, n_udp;
     uint8_t format, keys;
     uint16_t local_port;
+    uint8_t omit_local_port;     /* module MQTT: the module never tells the local port */
     uint32_t remote_port;
     uint32_t faults;             /* fault bits that shape the payload */
     char remote_host[65];

@@ -1,20 +1,16 @@
-/* Vector table, reset handler, stack painting and fault handling. The vector table covers the
- * F446's 97 IRQs (a superset of the F405/F407). Only SysTick, USART1 and USART2 are used. */
+/* Reset handler, stack painting and fault handling, the same on every Cortex-M3/M4 SoC. The
+ * vector table that points here is the SoC's (soc_*.c): its IRQ numbers differ per chip. */
 #include <stdint.h>
-#include "stm32.h"
+#include "cortexm.h"
 #include "sysinfo.h"
 
-extern uint32_t _estack, _sidata, _sdata, _edata, _sbss, _ebss;
+extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss;
 int main(void);
-void Reset_Handler(void);
-void SysTick_Handler(void);
-void USART1_IRQHandler(void);
-void USART2_IRQHandler(void);
 void fault_report(uint32_t pc, uint32_t cfsr);
 
 #define STACK_PAINT 0xA5A5A5A5u
 
-__attribute__((naked)) static void HardFault_Handler(void)
+__attribute__((naked)) void HardFault_Handler(void)
 {
     __asm volatile (
         "tst lr, #4\n\t"
@@ -31,28 +27,11 @@ __attribute__((used, noreturn)) void hardfault_c(uint32_t pc)
     system_reset();
 }
 
-static void Default_Handler(void)
+void Default_Handler(void)
 {
     fault_report(0, 0xFFFFFFFFu);
     system_reset();
 }
-
-__attribute__((section(".isr_vector"), used))
-void (*const vectors[16 + 97])(void) = {
-    [0]  = (void (*)(void))&_estack,
-    [1]  = Reset_Handler,
-    [2]  = Default_Handler,        /* NMI */
-    [3]  = HardFault_Handler,
-    [4]  = HardFault_Handler,      /* MemManage */
-    [5]  = HardFault_Handler,      /* BusFault */
-    [6]  = HardFault_Handler,      /* UsageFault */
-    [11] = Default_Handler,        /* SVC */
-    [12] = Default_Handler,        /* DebugMon */
-    [14] = Default_Handler,        /* PendSV */
-    [15] = SysTick_Handler,
-    [16 + USART1_IRQn] = USART1_IRQHandler,
-    [16 + USART2_IRQn] = USART2_IRQHandler,
-};
 
 void Reset_Handler(void)
 {

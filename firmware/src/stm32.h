@@ -3,8 +3,7 @@
 #ifndef DDAGENT_STM32_H
 #define DDAGENT_STM32_H
 #include <stdint.h>
-
-#define REG32(a) (*(volatile uint32_t *)(uintptr_t)(a))
+#include "cortexm.h"
 
 /* RCC */
 #define RCC_BASE      0x40023800u
@@ -48,23 +47,5 @@
 #define USART_CR1_UE     (1u << 13)
 #define USART1_IRQn   37u
 #define USART2_IRQn   38u
-
-/* Core peripherals */
-#define SYST_CSR      REG32(0xE000E010u)
-#define SYST_RVR      REG32(0xE000E014u)
-#define SYST_CVR      REG32(0xE000E018u)
-#define NVIC_ISER(n)  REG32(0xE000E100u + 4u * (n))
-#define NVIC_IPR8(n)  (*(volatile uint8_t *)(uintptr_t)(0xE000E400u + (n)))
-#define SCB_VTOR      REG32(0xE000ED08u)
-#define SCB_AIRCR     REG32(0xE000ED0Cu)
-#define SCB_CFSR      REG32(0xE000ED28u)
-#define SCB_CPACR     REG32(0xE000ED88u)
-
-static inline void irq_disable(void) { __asm volatile ("cpsid i" ::: "memory"); }
-static inline void irq_enable(void)  { __asm volatile ("cpsie i" ::: "memory"); }
-static inline void cpu_wfi(void)     { __asm volatile ("dsb\n\twfi" ::: "memory"); }
-static inline void nvic_enable(uint32_t irq) { NVIC_ISER(irq / 32u) = 1u << (irq % 32u); }
-
-__attribute__((noreturn)) void system_reset(void);
 
 #endif

@@ -13,12 +13,14 @@ const char *const fault_names[F_COUNT] = {
     "camelcase", "no-header", "bad-version", "rid-ticks", "rid-repeat", "ns-cumulative",
     "ns-inflate", "period-skew", "burst", "cmet-bare", "no-subscribe", "no-reconnect",
     "wrong-thing", "oversize", "truncate", "port-zero", "retain", "late-first", "tc-stale",
-    "ports-missing", "retry-storm",
+    "ports-missing", "retry-storm", "dd-extra-out", "dd-listen", "dd-bad-topic",
 };
+
+const char *const at_mode_names[4] = { "single", "multi", "passive", "mqtt" };
 
 const char *const conf_key_names[CONF_KEYS] = {
     "thing_name", "mqtt_endpoint", "mqtt_port", "wifi_ssid", "wifi_credential",
-    "report_period_ms", "report_format", "report_keys",
+    "report_period_ms", "report_format", "report_keys", "at_mode",
 };
 
 static uint32_t crc32(const void *data, size_t len)
@@ -97,8 +99,10 @@ void conf_format(const config_t *c, int key, char *out, size_t size)
         fmt_sn(out, size, "%s=%lu", conf_key_names[key], (unsigned long)c->report_period_ms);
     } else if (key == 6) {
         fmt_sn(out, size, "%s=\"%s\"", conf_key_names[key], c->report_format == FMT_CBOR ? "cbor" : "json");
-    } else {
+    } else if (key == 7) {
         fmt_sn(out, size, "%s=\"%s\"", conf_key_names[key], c->report_keys == KEYS_SHORT ? "short" : "long");
+    } else {
+        fmt_sn(out, size, "%s=\"%s\"", conf_key_names[key], c->at_mode < 4u ? at_mode_names[c->at_mode] : "?");
     }
 }
 
@@ -149,6 +153,14 @@ int conf_set(config_t *c, int key, const char *value)
         else if (strcmp(value, "short") == 0) c->report_keys = KEYS_SHORT;
         else return -1;
         return 0;
+    case 8:
+        for (uint8_t m = 0; m < 4u; m++) {
+            if (strcmp(value, at_mode_names[m]) == 0) {
+                c->at_mode = m;
+                return 0;
+            }
+        }
+        return -1;
     default:
         return -1;
     }

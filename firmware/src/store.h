@@ -8,6 +8,8 @@
 
 enum { FMT_JSON = 0, FMT_CBOR = 1 };
 enum { KEYS_LONG = 0, KEYS_SHORT = 1 };
+/* ESP-AT dialect the agent speaks (firmware/README.md "ESP-AT dialects"). */
+enum { AT_MODE_SINGLE = 0, AT_MODE_MULTI = 1, AT_MODE_PASSIVE = 2, AT_MODE_MQTT = 3 };
 
 #define LISTEN_MAX 8
 
@@ -20,6 +22,7 @@ typedef struct {
     uint32_t report_period_ms;
     uint8_t report_format;
     uint8_t report_keys;
+    uint8_t at_mode;            /* AT_MODE_*; in the former padding, so old blocks read as single */
 } config_t;
 
 /* Faults: each a distinct misbehaviour for the harness to catch (firmware/README.md). */
@@ -27,9 +30,10 @@ enum fault {
     F_CAMELCASE, F_NO_HEADER, F_BAD_VERSION, F_RID_TICKS, F_RID_REPEAT, F_NS_CUMULATIVE,
     F_NS_INFLATE, F_PERIOD_SKEW, F_BURST, F_CMET_BARE, F_NO_SUBSCRIBE, F_NO_RECONNECT,
     F_WRONG_THING, F_OVERSIZE, F_TRUNCATE, F_PORT_ZERO, F_RETAIN, F_LATE_FIRST, F_TC_STALE,
-    F_PORTS_MISSING, F_RETRY_STORM, F_COUNT
+    F_PORTS_MISSING, F_RETRY_STORM, F_DD_EXTRA_OUT, F_DD_LISTEN, F_DD_BAD_TOPIC, F_COUNT
 };
 extern const char *const fault_names[F_COUNT];
+extern const char *const at_mode_names[4];
 
 typedef struct {
     uint32_t magic;
@@ -41,7 +45,7 @@ typedef struct {
     uint16_t udp[LISTEN_MAX];
     uint8_t n_tcp, n_udp;
     uint8_t have_rid;
-    uint8_t pad;
+    uint8_t module_mode;        /* the AT_MODE_* last set up on the module (it outlives an MCU reset) */
     uint64_t last_rid;          /* id of the previous report (rid-repeat) */
     uint64_t max_rid;           /* largest epoch id sent: ids stay strictly increasing */
     uint32_t crc;
@@ -58,7 +62,7 @@ void store_save(void);          /* recompute the CRC after changing g_persist */
 static inline int fault_on(enum fault f) { return (g_persist.faults >> f) & 1u; }
 
 /* Configuration keys for the CLI. */
-#define CONF_KEYS 8
+#define CONF_KEYS 9
 extern const char *const conf_key_names[CONF_KEYS];
 int conf_key_index(const char *name);                       /* -1 if unknown */
 void conf_format(const config_t *c, int key, char *out, size_t size); /* key="v" or key=n */

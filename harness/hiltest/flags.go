@@ -15,15 +15,13 @@ type Selection struct {
 }
 
 var (
-	targetFlag  = flag.String("ddhil.target", "", "ddhil target: one of "+joinNames()+" (default $DDHIL_TARGET, else qemu)")
-	optionFlags = map[string]*multi{}
+	targetFlag = flag.String("ddhil.target", "", "ddhil target: one of "+joinNames()+" (default $DDHIL_TARGET, else qemu)")
+	flagValues = target.Settings{} // what the -ddhil.<option> flags set
 )
 
 func init() {
 	for _, o := range target.AllOptions() {
-		m := &multi{}
-		optionFlags[o.Flag] = m
-		flag.Var(m, "ddhil."+o.Flag, o.Usage+" (or $"+o.Env()+")")
+		flag.Var(target.Value{Opt: o, Settings: flagValues}, "ddhil."+o.Flag, o.Usage+" (or $"+o.Env()+")")
 	}
 }
 
@@ -41,8 +39,8 @@ func Selected() Selection {
 		return sel // Start reports the unknown name
 	}
 	for _, o := range d.Options {
-		if v := optionFlags[o.Flag]; v != nil && len(*v) > 0 {
-			sel.Settings[o.Flag] = *v
+		if v := flagValues[o.Flag]; len(v) > 0 {
+			sel.Settings[o.Flag] = v
 		} else if e := os.Getenv(o.Env()); e != "" {
 			sel.Settings[o.Flag] = []string{e}
 		}
@@ -63,12 +61,6 @@ func joinNames() string {
 	}
 	return s
 }
-
-// multi is a flag that may repeat.
-type multi []string
-
-func (m *multi) String() string     { return "" }
-func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 // Required reports whether DDHIL_REQUIRE_TARGET asks for a missing target
 // to fail the test instead of skipping it.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
+	"github.com/ddhil/ddhil/harness/judge/verdict"
 	"github.com/ddhil/ddhil/harness/link/console"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/runner"
@@ -75,7 +76,7 @@ type Report struct {
 // Result is one check's outcome.
 type Result struct {
 	ID       string
-	Status   string // "pass", "fail", "warn", "skip" or "error"
+	Status   verdict.Status // verdict.StatusPass ("pass"), fail, warn, skip or error
 	Findings []conformance.Finding
 	Reason   string // why it skipped or errored
 }
@@ -255,7 +256,7 @@ func (d *DUT) Evaluate(ids ...string) []Result {
 		if r.Error != "" {
 			reason = r.Error
 		}
-		out = append(out, Result{ID: r.Check.ID, Status: string(r.Status), Findings: r.Findings, Reason: reason})
+		out = append(out, Result{ID: r.Check.ID, Status: r.Status, Findings: r.Findings, Reason: reason})
 	}
 	return out
 }
@@ -267,7 +268,7 @@ func RequireConformance(t testing.TB, d *DUT, ids ...string) {
 	var bad []string
 	for _, r := range d.Evaluate(ids...) {
 		switch r.Status {
-		case "pass", "skip":
+		case verdict.StatusPass, verdict.StatusSkip:
 			continue
 		}
 		line := fmt.Sprintf("%s %s", r.ID, r.Status)

@@ -35,10 +35,10 @@ func BenchmarkWriters(b *testing.B) {
 		name string
 		r    *Report
 	}{{"sample", sampleReport()}, {"soak-1000", soakReport(1000)}} {
-		for name, w := range writers {
-			b.Run(tc.name+"/"+name, func(b *testing.B) {
+		for _, f := range Formats() {
+			b.Run(tc.name+"/"+f.File, func(b *testing.B) {
 				for b.Loop() {
-					if err := w(io.Discard, tc.r); err != nil {
+					if err := f.Write(io.Discard, tc.r); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -5,16 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ddhil/ddhil/internal/proc"
+	"html"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/internal/proc"
 )
 
 // Headless Chromium turns report.html into report.png for CI artefacts and
@@ -50,6 +52,71 @@ func Screenshot(ctx context.Context, htmlPath, pngPath string, width, height int
 		return fmt.Errorf("report: chromium wrote no screenshot: %w", err)
 	}
 	return nil
+}
+
+// maxPageHeight bounds a full-page screenshot: Chromium's software
+// compositor gives up on taller surfaces.
+const maxPageHeight = 16384
+
+// ScreenshotPage renders the whole page at htmlPath, top to bottom, at the
+// given width: it measures the page's height at that width in the browser
+// first, then screenshots exactly that much (at most maxPageHeight).
+func ScreenshotPage(ctx context.Context, htmlPath, pngPath string, width int) error {
+	h, err := PageHeight(ctx, htmlPath, width)
+	if err != nil {
+		return err
+	}
+	return Screenshot(ctx, htmlPath, pngPath, width, min(h, maxPageHeight))
+}
+
+// PageHeight is the height in CSS pixels of the page at htmlPath laid out
+// at the given width.
+func PageHeight(ctx context.Context, htmlPath string, width int) (int, error) {
+	out, err := evalInPage(ctx, htmlPath, width, "Math.ceil(document.documentElement.scrollHeight)")
+	if err != nil {
+		return 0, err
+	}
+	h, err := strconv.Atoi(out)
+	if err != nil || h <= 0 {
+		return 0, harness.LabError(fmt.Errorf("report: chromium measured no page height (got %q)", out))
+	}
+	return h, nil
+}
+
+// evalInPage loads a copy of the HTML file with a script appended that
+// evaluates expr once the page is laid out, and returns the result as a
+// string. The report itself carries no script; only the copy does.
+func evalInPage(ctx context.Context, htmlPath string, width int, expr string) (string, error) {
+	page, err := os.ReadFile(htmlPath)
+	if err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "ddhil-measure-")
+	if err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	const marker = "ddhil-result:"
+	script := "<script>document.body.setAttribute('data-ddhil', '" + marker + "' + String(" + expr + "));</script>"
+	if i := bytes.LastIndex(page, []byte("</body>")); i >= 0 {
+		page = append(page[:i:i], append([]byte(script), page[i:]...)...)
+	} else {
+		page = append(page, script...)
+	}
+	copyPath := filepath.Join(dir, filepath.Base(htmlPath))
+	if err := os.WriteFile(copyPath, page, 0o644); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	dom, err := runChromium(ctx, copyPath, "--dump-dom", "--window-size="+strconv.Itoa(width)+",800")
+	if err != nil {
+		return "", err
+	}
+	_, after, ok := strings.Cut(dom, `data-ddhil="`+marker)
+	if !ok {
+		return "", harness.LabError(fmt.Errorf("report: chromium ran no script on %s", htmlPath))
+	}
+	val, _, _ := strings.Cut(after, `"`)
+	return html.UnescapeString(val), nil
 }
 
 // DumpDOM returns the DOM Chromium builds from the HTML file, serialised.

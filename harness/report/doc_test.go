@@ -48,3 +48,19 @@ func TestSchemaDocExample(t *testing.T) {
 		assert.Contains(t, top, k, "example lacks top-level field %s", k)
 	}
 }
+
+// TestSchemaDocListsEveryFile keeps the file table of docs/report-schema.md
+// in step with report.Formats and the run's artefacts: a format or file
+// added in code and not in the doc fails here.
+func TestSchemaDocListsEveryFile(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/report-schema.md")
+	require.NoError(t, err)
+	table, _, _ := strings.Cut(string(doc), "## Versioning")
+	for _, f := range Formats() {
+		assert.Contains(t, table, "`"+f.File+"`", "format %s", f.Name)
+	}
+	for _, a := range RunArtefacts() {
+		assert.Contains(t, table, "`"+a.Name+"`")
+	}
+	assert.Contains(t, table, "`"+FileScreenshot+"`")
+}

@@ -149,6 +149,3 @@ func (f Finding) Text() string {
 	}
 	return b.String()
 }
-
-// oneLine folds whitespace runs (newlines included) into single spaces.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

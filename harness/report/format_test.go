@@ -105,17 +105,19 @@ func TestAxis(t *testing.T) {
 }
 
 func TestLabelRowsNeverOverlap(t *testing.T) {
-	rows := newLabelRows(2)
+	rows := newLabelRows(100, 500)
 	type placed struct {
 		row        int
 		start, end float64
 	}
 	var all []placed
-	for i, x := range []float64{0, 1, 2, 3, 50, 51, 400} {
+	for i, x := range []float64{100, 101, 102, 103, 150, 151, 400, 490, 499, 500} {
 		text := strings.Repeat("x", 5+i)
 		row, at := rows.place(x, text)
-		assert.GreaterOrEqual(t, at, x, "a label never moves left of its mark")
-		all = append(all, placed{row, at, at + float64(len(text))*charWidth})
+		w := textWidth(text)
+		assert.GreaterOrEqual(t, at, 100.0, "inside the plot on the left")
+		assert.LessOrEqual(t, at+w, 500.0, "inside the plot on the right")
+		all = append(all, placed{row, at, at + w})
 	}
 	for i, a := range all {
 		for _, b := range all[i+1:] {
@@ -124,4 +126,5 @@ func TestLabelRowsNeverOverlap(t *testing.T) {
 			}
 		}
 	}
+	assert.Greater(t, len(rows.end), 2, "crowded labels open more rows instead of overlapping")
 }

@@ -144,7 +144,7 @@ func TestHTMLTimelineShapes(t *testing.T) {
 	for _, n := range findAll(svg, func(n *html.Node) bool { return element("text")(n) && hasClass(n, "lanename") }) {
 		lanes = append(lanes, text(n))
 	}
-	assert.Equal(t, []string{"phases", "connection", "expected", "reports", "responses", "time (wall)"}, lanes)
+	assert.Equal(t, []string{"phases", "harness", "connection", "expected", "reports", "responses", "time (wall)"}, lanes)
 	var axis []string
 	for _, n := range findAll(svg, func(n *html.Node) bool { return element("text")(n) && hasClass(n, "axis") }) {
 		axis = append(axis, text(n))

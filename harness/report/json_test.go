@@ -95,8 +95,9 @@ func TestReadJSONMinimal(t *testing.T) {
 func TestWritersRejectInvalid(t *testing.T) {
 	bad := sampleReport()
 	bad.Checks[5].SkipReason = ""
-	for name, w := range writers {
-		t.Run(name, func(t *testing.T) {
+	for _, f := range Formats() {
+		w := f.Write
+		t.Run(f.Name, func(t *testing.T) {
 			var buf bytes.Buffer
 			err := w(&buf, bad)
 			require.ErrorContains(t, err, "skipped without skip_reason")

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ddhil/ddhil/harness/report/markup"
 )
 
 // JUnit XML as read by GitLab's junit artifacts, Jenkins and the GitHub
@@ -17,66 +19,13 @@ import (
 // case with an <error>, so a CI view never shows green for a run that did not
 // judge.
 
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Errors   int          `xml:"errors,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Time     string       `xml:"time,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name       string          `xml:"name,attr"`
-	Tests      int             `xml:"tests,attr"`
-	Failures   int             `xml:"failures,attr"`
-	Errors     int             `xml:"errors,attr"`
-	Skipped    int             `xml:"skipped,attr"`
-	Time       string          `xml:"time,attr"`
-	Timestamp  string          `xml:"timestamp,attr,omitempty"`
-	Hostname   string          `xml:"hostname,attr,omitempty"`
-	Properties []junitProperty `xml:"properties>property"`
-	Cases      []junitCase     `xml:"testcase"`
-}
-
-type junitProperty struct {
-	Name  string `xml:"name,attr"`
-	Value string `xml:"value,attr"`
-}
-
-type junitCase struct {
-	Classname string        `xml:"classname,attr"`
-	Name      string        `xml:"name,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitProblem `xml:"failure"`
-	Error     *junitProblem `xml:"error"`
-	Skipped   *junitSkipped `xml:"skipped"`
-	SystemOut *junitCDATA   `xml:"system-out"`
-}
-
-type junitProblem struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr"`
-	Body    string `xml:",cdata"`
-}
-
-type junitCDATA struct {
-	Text string `xml:",cdata"`
-}
-
-type junitSkipped struct {
-	Message string `xml:"message,attr"`
-}
-
 // WriteJUnit writes r as JUnit XML.
 func WriteJUnit(w io.Writer, r *Report) error {
 	f, err := prepare(r)
 	if err != nil {
 		return err
 	}
-	s := junitSuite{
+	s := markup.JUnitSuite{
 		Name:       "ddhil",
 		Time:       seconds(f.Run.Duration.Seconds()),
 		Hostname:   f.Run.Host,
@@ -86,33 +35,47 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		s.Timestamp = f.Run.Started.UTC().Format("2006-01-02T15:04:05")
 	}
 	for _, c := range f.Checks {
-		tc := junitCase{Classname: "ddhil." + c.Category, Name: c.ID + " " + c.Title, Time: "0"}
+		tc := markup.JUnitCase{Classname: "ddhil." + string(c.Category), Name: c.ID + " " + c.Title, Time: "0"}
 		switch c.Status {
 		case StatusFail:
-			tc.Failure = &junitProblem{Message: summary(c.Findings), Type: "fail", Body: xmlSafe(findingsBody(c))}
+			tc.Failure = &markup.JUnitProblem{Message: summary(c.Findings), Type: "fail", Body: markup.XMLSafe(findingsBody(c))}
 			s.Failures++
 		case StatusError:
-			tc.Error = &junitProblem{Message: oneLine(c.Error), Type: "error", Body: xmlSafe(c.Error)}
+			tc.Error = &markup.JUnitProblem{Message: markup.OneLine(c.Error), Type: "error", Body: markup.XMLSafe(c.Error)}
 			s.Errors++
 		case StatusSkip:
-			tc.Skipped = &junitSkipped{Message: oneLine(c.SkipReason)}
+			tc.Skipped = &markup.JUnitSkipped{Message: markup.OneLine(c.SkipReason)}
 			s.Skipped++
 		case StatusWarn:
-			tc.SystemOut = &junitCDATA{xmlSafe("warning: " + findingsBody(c))}
+			tc.SystemOut = &markup.JUnitCDATA{Text: markup.XMLSafe("warning: " + findingsBody(c))}
+		}
+		if c.Measured != "" {
+			// What the check rests on, passing or not, where CI views show
+			// a test's output.
+			out := "measured: " + c.Measured + "\n"
+			if tc.SystemOut != nil {
+				out += tc.SystemOut.Text
+			}
+			tc.SystemOut = &markup.JUnitCDATA{Text: markup.XMLSafe(out)}
 		}
 		s.Cases = append(s.Cases, tc)
 	}
+	if f.Detect != nil || f.Audit != nil {
+		// The verdict is DD-D01's; this case only lists what was found.
+		s.Cases = append(s.Cases, markup.JUnitCase{Classname: "ddhil.detect", Name: "security profiles and audit", Time: "0",
+			SystemOut: &markup.JUnitCDATA{Text: markup.XMLSafe(detectJUnit(f))}})
+	}
 	if f.Run.LabError != "" || f.Run.Incomplete || (f.Outcome == Error && f.Counts.Error == 0) {
-		s.Cases = append(s.Cases, junitCase{
+		s.Cases = append(s.Cases, markup.JUnitCase{
 			Classname: "ddhil.run", Name: "run completed", Time: seconds(f.Run.Duration.Seconds()),
-			Error: &junitProblem{Message: oneLine(f.OutcomeReason), Type: "error", Body: xmlSafe(f.OutcomeReason)},
+			Error: &markup.JUnitProblem{Message: markup.OneLine(f.OutcomeReason), Type: "error", Body: markup.XMLSafe(f.OutcomeReason)},
 		})
 		s.Errors++
 	}
 	s.Tests = len(s.Cases)
-	doc := junitSuites{
+	doc := markup.JUnitSuites{
 		Name: "ddhil", Tests: s.Tests, Failures: s.Failures, Errors: s.Errors, Skipped: s.Skipped,
-		Time: s.Time, Suites: []junitSuite{s},
+		Time: s.Time, Suites: []markup.JUnitSuite{s},
 	}
 	out, err := xml.MarshalIndent(doc, "", "  ")
 	if err != nil {
@@ -124,35 +87,35 @@ func WriteJUnit(w io.Writer, r *Report) error {
 	return nil
 }
 
-func junitProperties(f *Report) []junitProperty {
-	p := []junitProperty{
-		{"ddhil.schema", f.Schema},
-		{"ddhil.verdict", string(f.Outcome)},
-		{"ddhil.verdict_reason", f.OutcomeReason},
-		{"ddhil.tool_version", f.Run.ToolVersion},
-		{"target.kind", f.Target.Kind},
-		{"target.name", f.Target.Name},
-		{"target.version", f.Target.Version},
+func junitProperties(f *Report) []markup.JUnitProperty {
+	p := []markup.JUnitProperty{
+		{Name: "ddhil.schema", Value: f.Schema},
+		{Name: "ddhil.verdict", Value: string(f.Outcome)},
+		{Name: "ddhil.verdict_reason", Value: f.OutcomeReason},
+		{Name: "ddhil.tool_version", Value: f.Run.ToolVersion},
+		{Name: "target.kind", Value: f.Target.Kind},
+		{Name: "target.name", Value: f.Target.Name},
+		{Name: "target.version", Value: f.Target.Version},
 	}
 	for _, k := range slices.Sorted(maps.Keys(f.Target.Extra)) {
-		p = append(p, junitProperty{"target." + k, f.Target.Extra[k]})
+		p = append(p, markup.JUnitProperty{Name: "target." + k, Value: f.Target.Extra[k]})
 	}
 	p = append(p,
-		junitProperty{"firmware.path", f.Firmware.Path},
-		junitProperty{"firmware.sha256", f.Firmware.SHA256},
-		junitProperty{"firmware.size", strconv.FormatInt(f.Firmware.Size, 10)},
-		junitProperty{"profile.name", f.Profile.Name},
-		junitProperty{"profile.path", f.Profile.Path},
-		junitProperty{"run.command", strings.Join(f.Run.Command, " ")},
-		junitProperty{"reports.received", strconv.Itoa(f.Counts.Reports)},
-		junitProperty{"reports.accepted", strconv.Itoa(f.Counts.Accepted)},
-		junitProperty{"reports.rejected", strconv.Itoa(f.Counts.Rejected)},
+		markup.JUnitProperty{Name: "firmware.path", Value: f.Firmware.Path},
+		markup.JUnitProperty{Name: "firmware.sha256", Value: f.Firmware.SHA256},
+		markup.JUnitProperty{Name: "firmware.size", Value: strconv.FormatInt(f.Firmware.Size, 10)},
+		markup.JUnitProperty{Name: "profile.name", Value: f.Profile.Name},
+		markup.JUnitProperty{Name: "profile.path", Value: f.Profile.Path},
+		markup.JUnitProperty{Name: "run.command", Value: strings.Join(f.Run.Command, " ")},
+		markup.JUnitProperty{Name: "reports.received", Value: strconv.Itoa(f.Counts.Reports)},
+		markup.JUnitProperty{Name: "reports.accepted", Value: strconv.Itoa(f.Counts.Accepted)},
+		markup.JUnitProperty{Name: "reports.rejected", Value: strconv.Itoa(f.Counts.Rejected)},
 	)
 	if f.Run.Incomplete {
-		p = append(p, junitProperty{"run.incomplete_reason", f.Run.IncompleteReason})
+		p = append(p, markup.JUnitProperty{Name: "run.incomplete_reason", Value: f.Run.IncompleteReason})
 	}
 	if f.Run.LabError != "" {
-		p = append(p, junitProperty{"run.lab_error", f.Run.LabError})
+		p = append(p, markup.JUnitProperty{Name: "run.lab_error", Value: f.Run.LabError})
 	}
 	return p
 }
@@ -162,7 +125,7 @@ func summary(fs []Finding) string {
 	if len(fs) == 0 {
 		return ""
 	}
-	s := oneLine(fs[0].Text())
+	s := markup.OneLine(fs[0].Text())
 	if len(fs) > 1 {
 		s += fmt.Sprintf(" (and %d more)", len(fs)-1)
 	}
@@ -173,7 +136,7 @@ func findingsBody(c Check) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s: %s\n", c.ID, c.Title, plural(len(c.Findings), "finding"))
 	for _, f := range c.Findings {
-		b.WriteString("- " + oneLine(f.Text()) + "\n")
+		b.WriteString("- " + markup.OneLine(f.Text()) + "\n")
 		if len(f.Evidence) > 0 {
 			b.WriteString("  evidence: " + evidenceValue(f.Evidence) + "\n")
 		}
@@ -189,18 +152,3 @@ func findingsBody(c Check) string {
 }
 
 func seconds(s float64) string { return strconv.FormatFloat(s, 'f', 3, 64) }
-
-// xmlSafe replaces what XML 1.0 cannot carry (most control characters,
-// invalid UTF-8) with U+FFFD; encoding/xml escapes attributes and text
-// itself but writes CDATA sections verbatim.
-func xmlSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\t' || r == '\n' || r == '\r':
-			return r
-		case r < 0x20, r >= 0xD800 && r <= 0xDFFF, r == 0xFFFE, r == 0xFFFF:
-			return '\uFFFD'
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-}

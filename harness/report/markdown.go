@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/url"
 	"strings"
+
+	"github.com/ddhil/ddhil/harness/report/markup"
 )
 
 // mdFindingsPerCheck bounds the findings quoted per check: the summary is a
@@ -31,34 +33,49 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	var b bytes.Buffer
 	c := f.Counts
 	fmt.Fprintf(&b, "## %s ddhil: %s\n\n", verdictIcon[f.Outcome], strings.ToUpper(string(f.Outcome)))
-	fmt.Fprintf(&b, "%s\n\n", md(f.OutcomeReason))
+	fmt.Fprintf(&b, "%s\n\n", markup.MD(f.OutcomeReason))
 	if f.Run.Incomplete {
-		fmt.Fprintf(&b, "> **Run incomplete:** %s\n\n", md(f.Run.IncompleteReason))
+		fmt.Fprintf(&b, "> **Run incomplete:** %s\n\n", markup.MD(f.Run.IncompleteReason))
 	}
 	if f.Run.LabError != "" {
-		fmt.Fprintf(&b, "> **Lab error:** %s\n\n", md(f.Run.LabError))
+		cause, detail := foldText(f.Run.LabError)
+		fmt.Fprintf(&b, "> **Lab error:** %s", markup.MD(cause))
+		if detail != "" {
+			b.WriteString(" (details in report.json)")
+		}
+		b.WriteString("\n\n")
 	}
 
 	target := strings.Join(nonEmpty(f.Target.Kind, f.Target.Name, f.Target.Version), " · ")
-	fmt.Fprintf(&b, "**Target** %s · **Firmware** %s", md(target), code(f.Firmware.Path))
+	fmt.Fprintf(&b, "**Target** %s · **Firmware** %s", markup.MD(target), markup.Code(f.Firmware.Path))
 	if f.Firmware.SHA256 != "" {
-		fmt.Fprintf(&b, " (sha256 %s)", code(short(f.Firmware.SHA256, 12)))
+		fmt.Fprintf(&b, " (sha256 %s)", markup.Code(short(f.Firmware.SHA256, 12)))
 	}
 	if f.Profile.Name != "" {
-		fmt.Fprintf(&b, " · **Profile** %s", md(f.Profile.Name))
+		fmt.Fprintf(&b, " · **Profile** %s", markup.MD(f.Profile.Name))
 	}
 	fmt.Fprintf(&b, " · **Reports** %d (%d accepted, %d rejected) · **Duration** %s\n\n",
 		c.Reports, c.Accepted, c.Rejected, Human(f.Run.Duration))
 	fmt.Fprintf(&b, "%d checks: %d pass · %d fail · %d warn · %d error · %d skip\n\n",
 		c.Checks, c.Pass, c.Fail, c.Warn, c.Error, c.Skip)
 
-	b.WriteString("| Check | Title | Status | Findings |\n|---|---|---|---|\n")
-	for _, ch := range f.Checks {
-		fmt.Fprintf(&b, "| %s | %s | %s %s | %d |\n", md(ch.ID), md(ch.Title), statusIcon[ch.Status], ch.Status, len(ch.Findings))
+	b.WriteString("| Check | Title | Status | Measured | Findings |\n|---|---|---|---|---|\n")
+	checks := ByConcern(f.Checks)
+	for _, ch := range checks {
+		measured := ch.Measured
+		switch {
+		case measured != "":
+		case ch.Status == StatusSkip:
+			measured = "skipped: " + ch.SkipReason
+		case ch.Status == StatusError:
+			cause, _ := foldText(ch.Error)
+			measured = "could not run: " + cause
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s %s | %s | %d |\n", markup.MD(ch.ID), markup.MD(ch.Title), statusIcon[ch.Status], ch.Status, markup.MD(measured), len(ch.Findings))
 	}
 
 	first := true
-	for _, ch := range f.Checks {
+	for _, ch := range checks {
 		if ch.Status != StatusFail && ch.Status != StatusWarn && ch.Status != StatusError {
 			continue
 		}
@@ -66,54 +83,40 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			b.WriteString("\n### Findings\n")
 			first = false
 		}
-		fmt.Fprintf(&b, "\n**%s %s** — %s %s\n", md(ch.ID), md(ch.Title), statusIcon[ch.Status], ch.Status)
+		fmt.Fprintf(&b, "\n**%s %s** — %s %s\n", markup.MD(ch.ID), markup.MD(ch.Title), statusIcon[ch.Status], ch.Status)
 		if ch.Status == StatusError {
-			fmt.Fprintf(&b, "- %s\n", md(ch.Error))
+			fmt.Fprintf(&b, "- %s\n", markup.MD(ch.Error))
 		}
 		for i, fd := range ch.Findings {
 			if i == mdFindingsPerCheck {
-				fmt.Fprintf(&b, "- … and %d more in report.html\n", len(ch.Findings)-i)
+				fmt.Fprintf(&b, "- … and %d more in %s\n", len(ch.Findings)-i, FileHTML)
 				break
 			}
-			fmt.Fprintf(&b, "- %s\n", md(fd.Text()))
+			fmt.Fprintf(&b, "- %s\n", markup.MD(fd.Text()))
 		}
 	}
 
-	links := []Artefact{{Name: "report.html", Kind: "report"}, {Name: "report.json", Kind: "report"}, {Name: "junit.xml", Kind: "report"}}
+	b.WriteString(detectMarkdown(f))
+
+	var links []Artefact
+	for _, fm := range Formats() {
+		if fm.File != FileMarkdown {
+			links = append(links, Artefact{Name: fm.File, Kind: "report"})
+		}
+	}
 	b.WriteString("\n### Artefacts\n\n")
 	for _, a := range append(links, f.Artefacts...) {
-		fmt.Fprintf(&b, "- [%s](%s)", md(a.Name), linkTarget(a.Name))
+		fmt.Fprintf(&b, "- [%s](%s)", markup.MD(a.Name), linkTarget(a.Name))
 		if a.Description != "" {
-			fmt.Fprintf(&b, " — %s", md(a.Description))
+			fmt.Fprintf(&b, " — %s", markup.MD(a.Description))
 		}
 		b.WriteString("\n")
 	}
-	fmt.Fprintf(&b, "\n<sub>%s · %s %s</sub>\n", md(f.Schema), md(f.Run.Tool), md(f.Run.ToolVersion))
+	fmt.Fprintf(&b, "\n<sub>%s · %s %s</sub>\n", markup.MD(f.Schema), markup.MD(f.Run.Tool), markup.MD(f.Run.ToolVersion))
 	if _, err := w.Write(b.Bytes()); err != nil {
 		return fmt.Errorf("report: write markdown: %w", err)
 	}
 	return nil
-}
-
-// mdSpecial are the characters that could start markup inside a table cell
-// or a list item; they are backslash-escaped.
-var mdSpecial = strings.NewReplacer(
-	`\`, `\\`, "`", "\\`", "*", `\*`, "_", `\_`, "[", `\[`, "]", `\]`,
-	"<", `\<`, ">", `\>`, "|", `\|`, "#", `\#`, "~", `\~`, "!", `\!`,
-	"&", "&amp;",
-)
-
-// md makes s inert, one-line Markdown text.
-func md(s string) string { return mdSpecial.Replace(oneLine(s)) }
-
-// code renders s as inline code; backticks inside are replaced, since
-// GitHub's tables cannot escape them in code spans.
-func code(s string) string {
-	if s == "" {
-		return "—"
-	}
-	s = strings.ReplaceAll(oneLine(s), "`", "'")
-	return "`" + strings.ReplaceAll(s, "|", `\|`) + "`"
 }
 
 // linkTarget percent-encodes a relative file name for a Markdown link; a

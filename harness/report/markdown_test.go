@@ -64,13 +64,14 @@ func TestMarkdownEscapesEverything(t *testing.T) {
 	r := sampleWithVerdict(Fail)
 	r.Checks[4].Title = "a | b <script>alert(1)</script> [x](javascript:alert(2))"
 	r.Checks[4].Findings[0].Message = "line one\nline two | cell *bold* `code` <b>"
+	r.Checks[4].Measured = "x | y <i>"
 	r.Firmware.Path = "fw`|weird.elf"
 	r.Artefacts = []Artefact{{Name: "odd (name).log", Kind: "other"}, {Name: "javascript:alert(3)", Kind: "other"}}
 	md := markdown(t, r)
 
 	for _, line := range strings.Split(md, "\n") {
 		if strings.HasPrefix(line, "| DD-") {
-			assert.Equal(t, 5, unescapedPipes(line), "table row keeps 4 cells: %s", line)
+			assert.Equal(t, 6, unescapedPipes(line), "table row keeps 5 cells: %s", line)
 		}
 	}
 	assert.NotContains(t, md, "<script>")

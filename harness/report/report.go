@@ -7,9 +7,12 @@
 package report
 
 import (
+	"strings"
 	"time"
 
 	"github.com/ddhil/ddhil/broker/defender"
+	"github.com/ddhil/ddhil/harness/hostload"
+	"github.com/ddhil/ddhil/harness/judge/verdict"
 	"github.com/ddhil/ddhil/harness/target"
 )
 
@@ -27,23 +30,24 @@ const (
 	Error Outcome = "error" // the lab is wrong, or the run could not judge
 )
 
-// Severity says whether a check's findings fail the run or only warn.
-type Severity string
-
-const (
-	SeverityFail Severity = "fail"
-	SeverityWarn Severity = "warn"
+// The check vocabulary is package verdict's (shared with the check
+// catalogue, the CLI and hiltest); these names re-export it so a reader of
+// report.json needs one import. They are the same types, not copies.
+type (
+	Severity = verdict.Severity
+	Status   = verdict.Status
+	Category = verdict.Category
 )
 
-// Status is the outcome of one check.
-type Status string
-
 const (
-	StatusPass  Status = "pass"
-	StatusFail  Status = "fail"  // findings on a fail-severity check
-	StatusWarn  Status = "warn"  // findings on a warn-severity check
-	StatusError Status = "error" // the check could not run because the lab failed
-	StatusSkip  Status = "skip"  // not applicable to this target or profile
+	SeverityFail = verdict.SeverityFail
+	SeverityWarn = verdict.SeverityWarn
+
+	StatusPass  = verdict.StatusPass
+	StatusFail  = verdict.StatusFail  // findings on a fail-severity check
+	StatusWarn  = verdict.StatusWarn  // findings on a warn-severity check
+	StatusError = verdict.StatusError // the check could not run because the lab failed
+	StatusSkip  = verdict.StatusSkip  // not applicable to this target or profile
 )
 
 // MarkKind names a timeline entry.
@@ -64,6 +68,16 @@ const (
 const (
 	MarkAccepted = "accepted"
 	MarkRejected = "rejected"
+)
+
+// Answers a report can get besides accepted and rejected (Received.Answer,
+// and the Status of a response mark).
+const (
+	// AnswerDropped: the run injected a fault that withheld the answer.
+	AnswerDropped = "dropped"
+	// AnswerUnsent: no answer was sent because the run ended (or the
+	// connection closed) before it was due; not a fault, not a drop.
+	AnswerUnsent = "unsent"
 )
 
 // Report is everything one run established. Offsets (the *NS fields of type
@@ -88,6 +102,31 @@ type Report struct {
 	Timeline  []Mark     `json:"timeline"`
 	Reports   []Received `json:"reports"`
 	Artefacts []Artefact `json:"artefacts"`
+	// ATExchange is the AT dialogue with the emulated Wi-Fi module (module
+	// transport only; the first and last MaxATExchange/2 commands of a long
+	// run): what a reviewer needs when a device never reached MQTT.
+	ATExchange []ATCommand `json:"at_exchange,omitempty"`
+	// Detect is present when the run evaluated security profiles, Audit
+	// when it ran the Audit checks (detect.go).
+	Detect *Detect `json:"detect,omitempty"`
+	Audit  *Audit  `json:"audit,omitempty"`
+}
+
+// MaxATExchange bounds the commands a report keeps (link.jsonl has all).
+const MaxATExchange = 400
+
+// ATCommand is one command the firmware sent the module and its answer.
+type ATCommand struct {
+	At      time.Duration `json:"at_ns"`
+	Command string        `json:"command"`
+	Result  string        `json:"result,omitempty"` // OK, ERROR, SEND OK, ...
+	Answer  string        `json:"answer,omitempty"` // every byte of the reply
+	Reason  string        `json:"reason,omitempty"` // why the module refused it
+}
+
+// Refused reports whether the module answered the command with an error.
+func (c ATCommand) Refused() bool {
+	return c.Reason != "" || strings.Contains(c.Result, "ERROR") || strings.Contains(c.Result, "FAIL")
 }
 
 // Run is metadata about the run itself.
@@ -98,9 +137,15 @@ type Run struct {
 	Finished    time.Time     `json:"finished"`
 	Duration    time.Duration `json:"duration_ns"`
 	// Clock is "wall" or "virtual" (Renode's virtual time); offsets use it.
-	Clock   string   `json:"clock,omitempty"`
-	Host    string   `json:"host"`
-	Command []string `json:"command"`
+	Clock string `json:"clock,omitempty"`
+	// TargetClock names the target's own clock the timing checks judged on
+	// ("renode-virtual", "guest-ticks:ticks_lo"); empty: host time (a board,
+	// or a target without one). Marks then carry both clocks.
+	TargetClock string `json:"target_clock,omitempty"`
+	// HostLoad is what the host was doing: CPUs, load, steal, stalls.
+	HostLoad *hostload.Record `json:"host_load,omitempty"`
+	Host     string           `json:"host"`
+	Command  []string         `json:"command"`
 	// Incomplete marks a run that stopped before every check could judge
 	// (Ctrl-C, a deadline, a lab failure); IncompleteReason says why.
 	Incomplete       bool   `json:"incomplete"`
@@ -168,14 +213,17 @@ type Check struct {
 	ID    string `json:"id"` // stable, e.g. "DD-S03"
 	Title string `json:"title"`
 	// Category is derived from the ID ("schema", "timing", ...) when empty.
-	Category    string    `json:"category"`
-	Severity    Severity  `json:"severity"`
-	Citation    string    `json:"citation,omitempty"`     // the spec clause, in words
-	CitationURL string    `json:"citation_url,omitempty"` // where to read it
-	Status      Status    `json:"status"`
-	SkipReason  string    `json:"skip_reason,omitempty"` // required when Status is skip
-	Error       string    `json:"error,omitempty"`       // required when Status is error
-	Findings    []Finding `json:"findings"`
+	Category    Category `json:"category"`
+	Severity    Severity `json:"severity"`
+	Citation    string   `json:"citation,omitempty"`     // the spec clause, in words
+	CitationURL string   `json:"citation_url,omitempty"` // where to read it
+	Status      Status   `json:"status"`
+	SkipReason  string   `json:"skip_reason,omitempty"` // required when Status is skip
+	// Measured says in one line what the check looked at and found, pass
+	// or fail: "4 intervals, median 1.002s (expected 1s ± 10%)".
+	Measured string    `json:"measured,omitempty"`
+	Error    string    `json:"error,omitempty"` // required when Status is error
+	Findings []Finding `json:"findings"`
 }
 
 // Finding is one piece of evidence against the firmware. Only Message is
@@ -224,20 +272,24 @@ type Mark struct {
 	ReportID *uint64       `json:"report_id,omitempty"`
 	Status   string        `json:"status,omitempty"`
 	ConnID   string        `json:"conn_id,omitempty"`
+	// TargetAt is the same moment on the target's clock (Run.TargetClock).
+	TargetAt *time.Duration `json:"target_at_ns,omitempty"`
 }
 
 // Received is one Defender report the broker received, with its verdict.
 type Received struct {
 	At       time.Duration   `json:"at_ns"`
-	ReportID *uint64         `json:"report_id,omitempty"` // absent when the header did not parse
+	TargetAt *time.Duration  `json:"target_at_ns,omitempty"` // on Run.TargetClock
+	ReportID *uint64         `json:"report_id,omitempty"`    // absent when the header did not parse
 	ConnID   string          `json:"conn_id,omitempty"`
 	Topic    string          `json:"topic"`
 	Format   defender.Format `json:"format"`
 	Size     int             `json:"size"` // payload bytes on the wire
 	Accepted bool            `json:"accepted"`
 	Code     string          `json:"code,omitempty"` // InvalidPayload | Throttled when rejected
-	// Answer is what the harness sent back: accepted, rejected, or the
-	// injected fault that replaced the answer (dropped, delayed).
+	// Answer is what the harness sent back: accepted, rejected, dropped
+	// (an injected fault withheld it) or unsent (the run ended before the
+	// answer was sent).
 	Answer  string             `json:"answer,omitempty"`
 	Problem *defender.Problem  `json:"problem,omitempty"`
 	Lint    []defender.Finding `json:"lint,omitempty"`
@@ -271,18 +323,6 @@ const (
 // New returns an empty report of the current schema.
 func New() *Report { return &Report{Schema: SchemaVersion, Run: Run{Tool: "ddhil"}} }
 
-// Judge gives the status a check with these findings has under its severity.
-func Judge(sev Severity, findings []Finding) Status {
-	switch {
-	case len(findings) == 0:
-		return StatusPass
-	case sev == SeverityWarn:
-		return StatusWarn
-	default:
-		return StatusFail
-	}
-}
-
 // KeepPayload copies at most MaxPayloadKept bytes of p into the report's
 // Payload and Size fields.
 func (rc *Received) KeepPayload(p []byte) {
@@ -290,27 +330,4 @@ func (rc *Received) KeepPayload(p []byte) {
 	n := min(len(p), MaxPayloadKept)
 	rc.Payload = append([]byte(nil), p[:n]...)
 	rc.PayloadTruncated = n < len(p)
-}
-
-// CategoryOf names the catalogue section of a check ID such as "DD-T02".
-func CategoryOf(id string) string {
-	if len(id) >= 4 && id[:3] == "DD-" {
-		switch id[3] {
-		case 'S':
-			return "schema"
-		case 'P':
-			return "protocol"
-		case 'T':
-			return "timing"
-		case 'I':
-			return "identity"
-		case 'A':
-			return "accuracy"
-		case 'R':
-			return "resilience"
-		case 'X':
-			return "security"
-		}
-	}
-	return "other"
 }

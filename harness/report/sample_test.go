@@ -172,8 +172,8 @@ func sampleReport() *Report {
 	)
 
 	cite := func(c Check, text string) Check { c.Citation, c.CitationURL = text, awsMetricsDoc; return c }
-	pass := func(id, title string) Check {
-		return Check{ID: id, Title: title, Severity: SeverityFail, Status: StatusPass}
+	pass := func(id, title, measured string) Check {
+		return Check{ID: id, Title: title, Severity: SeverityFail, Status: StatusPass, Measured: measured}
 	}
 	var a01 []Finding
 	for i, s := range sampleSpecs() {
@@ -190,46 +190,50 @@ func sampleReport() *Report {
 		})
 	}
 	r.Checks = []Check{
-		cite(pass("DD-S01", "Reports go to the thing's own metrics topic in its format"), "Device-side metrics: MQTT topics"),
-		cite(pass("DD-S02", "Payload decodes as strict JSON or CBOR"), "Device-side metrics: report format"),
-		cite(pass("DD-S03", "Header has an integer report_id and version 1.0"), "Device-side metrics: header block"),
-		cite(pass("DD-S04", "Metric sections have the right shape and types"), "Device-side metrics: metrics block"),
-		cite(Check{ID: "DD-S05", Title: "Values are in range", Severity: SeverityFail, Status: StatusFail, Findings: []Finding{{
-			Message: "listening TCP port 0 is outside 1..65535; AWS rejects the report", ReportID: u64(25395), At: dur(ms(83905)),
-			Path: "/metrics/listening_tcp_ports/ports/0/port", Expected: "1..65535", Observed: "0",
-			ExpectedValue: f64(1), ObservedValue: f64(0), Excerpt: `"listening_tcp_ports":{"ports":[{"port":0}],"total":1}`,
-			Evidence: map[string]any{"aws_code": "InvalidPayload", "section": "listening_tcp_ports"},
-		}}}, "Device-side metrics: metrics block, ports"),
+		cite(pass("DD-S01", "Reports go to the thing's own metrics topic in its format", "12 reports: topics $aws/things/"+sampleThing+"/defender/metrics/json"), "Device-side metrics: MQTT topics"),
+		cite(pass("DD-S02", "Payload decodes as strict JSON or CBOR", "12 reports validated as AWS would: 11 accepted, 1 InvalidPayload (0 of them under DD-S02)"), "Device-side metrics: report format"),
+		cite(pass("DD-S03", "Header has an integer report_id and version 1.0", "12 reports validated as AWS would: 11 accepted, 1 InvalidPayload (0 of them under DD-S03)"), "Device-side metrics: header block"),
+		cite(pass("DD-S04", "Metric sections have the right shape and types", "12 reports validated as AWS would: 11 accepted, 1 InvalidPayload (0 of them under DD-S04)"), "Device-side metrics: metrics block"),
+		cite(Check{ID: "DD-S05", Title: "Values are in range", Severity: SeverityFail, Status: StatusFail,
+			Measured: "12 reports validated as AWS would: 11 accepted, 1 InvalidPayload (1 of them under DD-S05)", Findings: []Finding{{
+				Message: "listening TCP port 0 is outside 1..65535; AWS rejects the report", ReportID: u64(25395), At: dur(ms(83905)),
+				Path: "/metrics/listening_tcp_ports/ports/0/port", Expected: "1..65535", Observed: "0",
+				ExpectedValue: f64(1), ObservedValue: f64(0), Excerpt: `"listening_tcp_ports":{"ports":[{"port":0}],"total":1}`,
+				Evidence: map[string]any{"aws_code": "InvalidPayload", "section": "listening_tcp_ports"},
+			}}}, "Device-side metrics: metrics block, ports"),
 		cite(Check{ID: "DD-S06", Title: "Custom metrics are well formed", Severity: SeverityFail, Status: StatusSkip,
 			SkipReason: "no report carried custom_metrics and the profile declares none"}, "Custom metrics"),
 		cite(Check{ID: "DD-S07", Title: "Lint: one key style, no unknown keys, totals cover lists, size", Severity: SeverityWarn, Status: StatusWarn,
+			Measured: "12 reports linted: 1 lint finding",
 			Findings: []Finding{{Message: "established_connections total 1 is below the 2 connections listed", ReportID: u64(35402),
 				At: dur(ms(93912)), Path: "/metrics/tcp_connections/established_connections/total", Expected: "≥ 2", Observed: "1"}}},
 			"Device-side metrics: tcp_connections"),
-		cite(pass("DD-P01", "Subscribes to accepted and rejected before the first report"), "Device-side metrics: responses"),
-		cite(pass("DD-P02", "QoS ≤ 1, no retain on reserved topics, client ID is the thing name"), "Reserved topics"),
-		cite(pass("DD-T01", "First report within the bound after connecting"), "Profile: first_report_bound"),
-		cite(pass("DD-T02", "Report interval within tolerance of the period"), "Profile: period and tolerance"),
+		cite(pass("DD-P01", "Subscribes to accepted and rejected before the first report", "subscriptions before the first report checked on 2 connections"), "Device-side metrics: responses"),
+		cite(pass("DD-P02", "QoS ≤ 1, no retain on reserved topics, client ID is the thing name", "12 publishes to $aws/ topics: QoS 0 ×0, QoS 1 ×12, QoS 2 ×0; 0 retained"), "Reserved topics"),
+		cite(pass("DD-T01", "First report within the bound after connecting", "2 connections; first report after 1.8s, 2.42s (bound 5s)"), "Profile: first_report_bound"),
+		cite(pass("DD-T02", "Report interval within tolerance of the period", "10 intervals: median 10.005s (expected 10s ± 10%), jitter p95 15ms (bound 2s)"), "Profile: period and tolerance"),
 		cite(Check{ID: "DD-T03", Title: "Production period is at least 300 s", Severity: SeverityFail, Status: StatusSkip,
 			SkipReason: "test build with period scale ×30: the 300 s throttle rule applies to production builds only"}, "Device Defender throttling"),
-		cite(pass("DD-I01", "report_id strictly increases on one connection"), "Device-side metrics: header block"),
+		cite(pass("DD-I01", "report_id strictly increases on one connection", "12 report_ids on 2 connections, from 2990 to 53005"), "Device-side metrics: header block"),
 		cite(Check{ID: "DD-I02", Title: "report_id strictly increases across reconnect and reboot", Severity: SeverityFail, Status: StatusFail,
+			Measured: "report_id across 1 restart (reconnect or reboot, reports on both sides): 53005 → 5390",
 			Findings: []Finding{{Message: "report_id went backwards after the reset: it looks like a tick count since boot",
 				ReportID: u64(5390), At: dur(ms(63900)), Path: "/header/report_id", Expected: "> 53005", Observed: "5390",
 				ExpectedValue: f64(53005), ObservedValue: f64(5390),
 				Evidence: map[string]any{"previous_id": uint64(53005), "previous_at": ms(53015).String(), "rebooted": true,
 					"reported": map[string]any{"conn_id": "c2", "report_id": uint64(5390)}}}}}, "Device-side metrics: header block, report_id"),
-		cite(Check{ID: "DD-A01", Title: "network_stats are deltas since the previous report", Severity: SeverityFail, Status: StatusFail, Findings: a01},
+		cite(Check{ID: "DD-A01", Title: "network_stats are deltas since the previous report", Severity: SeverityFail, Status: StatusFail, Findings: a01,
+			Measured: "11 reports with network_stats; 9 of them after another report since boot, where deltas and running totals differ"},
 			"Device-side metrics: network_stats"),
 		{ID: "DD-A02", Title: "Traffic counters agree with the bytes the broker counted", Severity: SeverityFail, Status: StatusError,
 			Error: "no meter event for connection c2: events.jsonl ends at 01:58.000 without the final meter of c2 (recorder stopped early)"},
-		cite(pass("DD-A03", "tcp_connections lists the live broker connection"), "Device-side metrics: tcp_connections"),
-		cite(pass("DD-A04", "Listening ports equal the expected set"), "Device-side metrics: listening ports"),
-		pass("DD-R01", "Reconnects within its backoff bound after the link drops"),
-		pass("DD-R02", "Does not storm after a rejection"),
+		cite(pass("DD-A03", "tcp_connections lists the live broker connection", "tcp_connections of 11 reports compared with the live connection (10.0.2.2:8883 lp=49153)"), "Device-side metrics: tcp_connections"),
+		cite(pass("DD-A04", "Listening ports equal the expected set", "listening ports of 11 reports compared with TCP [], UDP []"), "Device-side metrics: listening ports"),
+		pass("DD-R01", "Reconnects within its backoff bound after the link drops", "reconnect after kick: 3.48s (bound 15s)"),
+		pass("DD-R02", "Does not storm after a rejection", "behaviour after 1 rejection and 0 dropped responses judged"),
 		{ID: "DD-X01", Title: "TLS 1.2 or later with a sound client certificate", Severity: SeverityFail, Status: StatusSkip,
 			SkipReason: "the transport bridge carries plain TCP: this target has no TLS"},
-		cite(pass("DD-X02", "Stays within its own thing's topics"), "Device Defender policy"),
+		cite(pass("DD-X02", "Stays within its own thing's topics", "16 publishes and subscriptions on $aws/things/ topics, 0 outside $aws/things/"+sampleThing+"/…"), "Device Defender policy"),
 	}
 	r.Artefacts = []Artefact{
 		{Name: "console.log", Kind: ArtefactConsoleLog, Description: "firmware console, timestamped", Size: 18_733},

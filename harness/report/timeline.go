@@ -7,21 +7,27 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The timeline is laid out here, in Go, and only printed by the HTML
 // template: x is time since the run started, one lane per kind of thing.
 // Geometry is in SVG user units; the SVG scales to the page width.
 const (
-	svgWidth     = 1200.0
-	svgLeft      = 112.0 // room for lane names
-	svgRight     = 20.0
-	svgTop       = 6.0
-	laneHeight   = 38.0
-	axisHeight   = 24.0
-	maxTicks     = 2000 // expected-schedule ticks drawn at most
-	charWidth    = 6.2  // estimated width of a label character at 11px
-	labelRowStep = 12.0
+	svgWidth   = 1200.0
+	svgLeft    = 112.0 // room for lane names
+	svgRight   = 20.0
+	svgTop     = 6.0
+	laneHeight = 38.0
+	axisHeight = 24.0
+	maxTicks   = 2000 // expected-schedule ticks drawn at most
+	// charWidth over-estimates the width of a label character at 11px
+	// semi-bold (system-ui measures 5.5-6.4 in Chromium), so labels placed
+	// by the estimate never overlap in a browser.
+	charWidth    = 6.8
+	labelRowStep = 15.0
+	labelGap     = 8.0 // between two labels in one row
+	labelPad     = 5.0 // above the first and below the last label row
 )
 
 // num is an SVG coordinate printed with one decimal.
@@ -43,6 +49,8 @@ type svgTimeline struct {
 	Dots          []svgDot
 	Paths         []svgPath
 	Labels        []svgText
+	// Flags ring the report dots that have findings against them.
+	Flags []svgDot
 	// ReportMarkers is the number of report dots drawn.
 	ReportMarkers int
 }
@@ -92,21 +100,24 @@ type laneID int
 
 const (
 	lanePhase laneID = iota
+	laneHarness
 	laneLink
 	laneExpected
 	laneReports
 	laneResponses
+	laneAlarms
 )
 
 var laneNames = map[laneID]string{
-	lanePhase: "phases", laneLink: "connection", laneExpected: "expected",
-	laneReports: "reports", laneResponses: "responses",
+	lanePhase: "phases", laneHarness: "harness", laneLink: "connection", laneExpected: "expected",
+	laneReports: "reports", laneResponses: "responses", laneAlarms: "alarms",
 }
 
 // layoutTimeline turns the report's timeline, schedule and reports into
-// drawable shapes. reportAnchor gives the HTML id of the received report a
-// report mark refers to ("" when there is none).
-func layoutTimeline(f *Report, reportAnchor func(m Mark) string) *svgTimeline {
+// drawable shapes. reportOf gives the index of the received report a report
+// mark stands for (called once per mark); flagged[i] names the checks with
+// findings on received report i.
+func layoutTimeline(f *Report, reportOf func(m Mark) (int, bool), flagged [][]string) *svgTimeline {
 	marks := slices.Clone(f.Timeline)
 	slices.SortStableFunc(marks, func(a, b Mark) int { return cmp.Compare(a.At, b.At) })
 
@@ -120,44 +131,87 @@ func layoutTimeline(f *Report, reportAnchor func(m Mark) string) *svgTimeline {
 	if span <= 0 {
 		span = time.Second
 	}
-
-	has := map[MarkKind]bool{}
-	for _, m := range marks {
-		has[m.Kind] = true
+	plotW := svgWidth - svgLeft - svgRight
+	x := func(d time.Duration) num {
+		d = min(max(d, 0), span)
+		return num(svgLeft + float64(d)/float64(span)*plotW)
 	}
+
+	// Labels first: the lanes that carry them grow a row whenever labels
+	// would otherwise overlap.
+	var phases []Mark
+	phaseRows, harnessRows := newLabelRows(svgLeft, svgWidth-svgRight), newLabelRows(svgLeft, svgWidth-svgRight)
+	type placedLabel struct {
+		row   int
+		at    num
+		class string
+		text  string
+	}
+	var phaseLabels, harnessLabels []placedLabel
+	for _, m := range marks {
+		switch m.Kind {
+		case MarkPhase:
+			phases = append(phases, m)
+			text := fitLabel(m.Label)
+			row, at := phaseRows.place(float64(x(m.At)), text)
+			phaseLabels = append(phaseLabels, placedLabel{row, num(at), "phaselabel", text})
+		case MarkReset, MarkFault:
+			text := string(m.Kind)
+			if m.Label != "" {
+				text += ": " + m.Label
+			}
+			text = fitLabel(text)
+			row, at := harnessRows.place(float64(x(m.At)), text)
+			harnessLabels = append(harnessLabels, placedLabel{row, num(at), "marklabel " + string(m.Kind), text})
+		}
+	}
+
 	var lanes []laneID
-	if has[MarkPhase] {
+	if len(phases) > 0 {
 		lanes = append(lanes, lanePhase)
+	}
+	if len(harnessLabels) > 0 {
+		lanes = append(lanes, laneHarness)
 	}
 	lanes = append(lanes, laneLink)
 	if f.Schedule != nil && f.Schedule.Period > 0 {
 		lanes = append(lanes, laneExpected)
 	}
 	lanes = append(lanes, laneReports)
+	has := map[MarkKind]bool{}
+	for _, m := range marks {
+		has[m.Kind] = true
+	}
 	if has[MarkResponse] {
 		lanes = append(lanes, laneResponses)
+	}
+	if f.Detect != nil {
+		lanes = append(lanes, laneAlarms)
 	}
 
 	t := &svgTimeline{
 		Width: svgWidth, PlotLeft: svgLeft, PlotRight: svgWidth - svgRight, PlotTop: svgTop,
 	}
 	laneAt := map[laneID]svgLane{}
+	top := svgTop
 	for i, id := range lanes {
-		top := svgTop + float64(i)*laneHeight
+		h := laneHeight
+		switch id {
+		case lanePhase:
+			h = max(h, phaseRows.height())
+		case laneHarness:
+			h = max(h, harnessRows.height())
+		}
 		l := svgLane{
-			Name: laneNames[id], Top: num(top), Mid: num(top + laneHeight/2), Bottom: num(top + laneHeight), H: laneHeight,
-			LabelY: num(top + laneHeight/2 + 4), LabelX: svgLeft - 10, Left: svgLeft, Alternate: i%2 == 1,
+			Name: laneNames[id], Top: num(top), Mid: num(top + h/2), Bottom: num(top + h), H: num(h),
+			LabelY: num(top + h/2 + 4), LabelX: svgLeft - 10, Left: svgLeft, Alternate: i%2 == 1,
 		}
 		laneAt[id] = l
 		t.Lanes = append(t.Lanes, l)
+		top += h
 	}
-	t.PlotBottom = num(svgTop + float64(len(lanes))*laneHeight)
+	t.PlotBottom = num(top)
 	t.Height = t.PlotBottom + axisHeight
-	plotW := svgWidth - svgLeft - svgRight
-	x := func(d time.Duration) num {
-		d = min(max(d, 0), span)
-		return num(svgLeft + float64(d)/float64(span)*plotW)
-	}
 
 	// Axis.
 	step := axisStep(span)
@@ -168,25 +222,23 @@ func layoutTimeline(f *Report, reportAnchor func(m Mark) string) *svgTimeline {
 	t.Labels = append(t.Labels, svgText{X: svgLeft - 10, Y: t.PlotBottom + 17, Anchor: "end", Class: "lanename",
 		Text: "time (" + clockName(f.Run.Clock) + ")"})
 
-	phaseRows, markRows := newLabelRows(2), newLabelRows(2)
-	// Phases: alternating bands from each phase mark to the next, labels
-	// staggered over two rows.
+	// Phases: alternating bands from each phase mark to the next.
 	if l, ok := laneAt[lanePhase]; ok {
-		var phases []Mark
-		for _, m := range marks {
-			if m.Kind == MarkPhase {
-				phases = append(phases, m)
-			}
-		}
 		for i, m := range phases {
 			end := span
 			if i+1 < len(phases) {
 				end = phases[i+1].At
 			}
-			t.Rects = append(t.Rects, svgRect{X: x(m.At), Y: l.Top + 3, W: x(end) - x(m.At), H: laneHeight - 6,
+			t.Rects = append(t.Rects, svgRect{X: x(m.At), Y: l.Top + 3, W: x(end) - x(m.At), H: l.H - 6,
 				Class: "phase p" + strconv.Itoa(i%2), Title: fmt.Sprintf("phase %s: %s – %s", m.Label, Offset(m.At), Offset(end))})
-			row, at := phaseRows.place(float64(x(m.At)), m.Label)
-			t.Labels = append(t.Labels, label(num(at), l.Top+15+num(row)*labelRowStep, "phaselabel", m.Label))
+		}
+		for _, pl := range phaseLabels {
+			t.Labels = append(t.Labels, svgText{X: pl.at, Y: l.Top + num(labelRowY(pl.row)), Anchor: "start", Class: pl.class, Text: pl.text})
+		}
+	}
+	if l, ok := laneAt[laneHarness]; ok {
+		for _, pl := range harnessLabels {
+			t.Labels = append(t.Labels, svgText{X: pl.at, Y: l.Top + num(labelRowY(pl.row)), Anchor: "start", Class: pl.class, Text: pl.text})
 		}
 	}
 
@@ -214,18 +266,7 @@ func layoutTimeline(f *Report, reportAnchor func(m Mark) string) *svgTimeline {
 		case MarkSubscribe:
 			t.Dots = append(t.Dots, svgDot{X: x(m.At), Y: l.Mid + 13, R: 2.5, Class: "sub", Title: markTitle(m)})
 		case MarkReset, MarkFault:
-			class := string(m.Kind)
-			t.Lines = append(t.Lines, svgLine{X1: x(m.At), Y1: t.PlotTop, X2: x(m.At), Y2: t.PlotBottom, Class: class, Title: markTitle(m)})
-			text := string(m.Kind)
-			if m.Label != "" {
-				text += ": " + m.Label
-			}
-			row, at := markRows.place(float64(x(m.At)), text)
-			y := l.Top + 11
-			if row == 1 {
-				y = l.Bottom - 3
-			}
-			t.Labels = append(t.Labels, label(num(at), y, "marklabel "+class, text))
+			t.Lines = append(t.Lines, svgLine{X1: x(m.At), Y1: t.PlotTop, X2: x(m.At), Y2: t.PlotBottom, Class: string(m.Kind), Title: markTitle(m)})
 		case MarkPhase, MarkReport, MarkResponse:
 		default: // a kind this version does not know: draw it plainly
 			t.Lines = append(t.Lines, svgLine{X1: x(m.At), Y1: l.Mid - 4, X2: x(m.At), Y2: l.Mid + 4, Class: "other", Title: markTitle(m)})
@@ -294,13 +335,24 @@ func layoutTimeline(f *Report, reportAnchor func(m Mark) string) *svgTimeline {
 	for _, m := range marks {
 		switch m.Kind {
 		case MarkReport:
-			t.Dots = append(t.Dots, svgDot{X: x(m.At), Y: lr.Mid, R: 6, Class: "report " + statusClass(m.Status), Title: markTitle(m), Href: reportAnchor(m)})
+			title, href := markTitle(m), ""
+			if i, ok := reportOf(m); ok {
+				href = "#" + reportAnchor(i)
+				if ids := flagged[i]; len(ids) > 0 {
+					title += " · findings: " + strings.Join(ids, ", ")
+					t.Flags = append(t.Flags, svgDot{X: x(m.At), Y: lr.Mid, R: 9.5, Class: "flag", Title: title})
+				}
+			}
+			t.Dots = append(t.Dots, svgDot{X: x(m.At), Y: lr.Mid, R: 6, Class: "report " + statusClass(m.Status), Title: title, Href: href})
 			t.ReportMarkers++
 		case MarkResponse:
 			if hasResp {
 				t.Paths = append(t.Paths, svgPath{D: diamond(x(m.At), lresp.Mid, 6), Class: "resp " + statusClass(m.Status), Title: markTitle(m)})
 			}
 		}
+	}
+	if la, ok := laneAt[laneAlarms]; ok {
+		alarmLayer(t, f, la, x, span)
 	}
 	return t
 }
@@ -318,6 +370,9 @@ func statusClass(s string) string {
 
 func markTitle(m Mark) string {
 	parts := []string{Offset(m.At), string(m.Kind)}
+	if m.TargetAt != nil {
+		parts[0] += " (target " + Offset(*m.TargetAt) + ")"
+	}
 	if m.ReportID != nil {
 		parts = append(parts, "report_id "+strconv.FormatUint(*m.ReportID, 10))
 	}
@@ -382,42 +437,54 @@ func axisLabel(d time.Duration) string {
 	return b.String()
 }
 
-// labelRows places labels left to right in rows: in the first row that is
-// free at x, else in the row that frees first, pushed right past the label
-// before it so that labels never overlap.
-type labelRows struct{ end []float64 }
-
-func newLabelRows(n int) *labelRows {
-	r := &labelRows{end: make([]float64, n)}
-	for i := range r.end {
-		r.end[i] = -1e9
-	}
-	return r
+// labelRows places labels left to right in as many rows as they need. A
+// label starts just right of its mark, or ends just left of it when it
+// would run past the plot's right edge; it goes in the first row that is
+// free from there on, and opens a new row when none is. So labels in one row never overlap,
+// however many marks crowd together.
+type labelRows struct {
+	end         []float64
+	left, right float64
 }
+
+func newLabelRows(left, right float64) *labelRows { return &labelRows{left: left, right: right} }
 
 func (r *labelRows) place(x float64, text string) (row int, at float64) {
+	w := textWidth(text)
+	at = x + 3
+	if at+w > r.right {
+		at = max(min(x-3-w, r.right-w), r.left) // end at the mark instead
+	}
 	for i, e := range r.end {
-		if e <= x {
-			row = i
-			break
-		}
-		if e < r.end[row] {
-			row = i
+		if e <= at {
+			r.end[i] = at + w + labelGap
+			return i, at
 		}
 	}
-	at = max(x, r.end[row])
-	r.end[row] = at + float64(len([]rune(text)))*charWidth + 8
-	return row, at
+	r.end = append(r.end, at+w+labelGap)
+	return len(r.end) - 1, at
 }
 
-// label puts text just right of x, or just left of it when it would run
-// past the right edge of the plot.
-func label(x, y num, class, text string) svgText {
-	w := num(float64(len([]rune(text))) * charWidth)
-	if x+3+w > svgWidth-svgRight {
-		return svgText{X: x - 3, Y: y, Anchor: "end", Class: class, Text: text}
+// height is what a lane needs for the rows used so far.
+func (r *labelRows) height() float64 {
+	return 2*labelPad + float64(len(r.end))*labelRowStep
+}
+
+// labelRowY is the baseline of a label row, from the top of its lane.
+func labelRowY(row int) float64 { return labelPad + 11 + float64(row)*labelRowStep }
+
+// textWidth estimates a label's width in SVG units.
+func textWidth(text string) float64 { return float64(utf8.RuneCountInString(text)) * charWidth }
+
+// maxLabelRunes keeps a label within a quarter of the plot; the mark's
+// tooltip has the full text.
+const maxLabelRunes = 40
+
+func fitLabel(text string) string {
+	if utf8.RuneCountInString(text) <= maxLabelRunes {
+		return text
 	}
-	return svgText{X: x + 3, Y: y, Anchor: "start", Class: class, Text: text}
+	return string([]rune(text)[:maxLabelRunes-1]) + "…"
 }
 
 func triangle(x, y num) string {

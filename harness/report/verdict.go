@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/ddhil/ddhil/harness/judge/verdict"
 )
 
 // Verdict computes the run's outcome from its checks and run metadata:
@@ -45,9 +48,16 @@ func ExitCodeOf(o Outcome) int {
 
 func (r *Report) judge() (Outcome, string) {
 	c := r.countChecks()
+	// Skipped checks judged nothing; a verdict that does not say so reads
+	// as if they had passed.
+	skipped := ""
+	if c.Skip > 0 {
+		skipped = fmt.Sprintf("; %d skipped: %s", c.Skip, r.idsWith(StatusSkip))
+	}
 	switch {
 	case r.Run.LabError != "":
-		return Error, "lab error: " + r.Run.LabError
+		cause, _ := foldText(r.Run.LabError)
+		return Error, "lab error: " + cause
 	case c.Error > 0:
 		return Error, fmt.Sprintf("%s errored (lab problem): %s", plural(c.Error, "check"), r.idsWith(StatusError))
 	case c.Fail > 0:
@@ -58,16 +68,25 @@ func (r *Report) judge() (Outcome, string) {
 		if r.Run.Incomplete {
 			why += " (run incomplete: " + r.Run.IncompleteReason + ")"
 		}
-		return Fail, why
+		return Fail, why + skipped
 	case r.Run.Incomplete:
 		return Error, "run incomplete with no failure so far: " + r.Run.IncompleteReason
 	case c.Pass+c.Warn == 0:
 		return Error, "nothing was judged: every check skipped"
 	case c.Warn > 0:
-		return Pass, fmt.Sprintf("%s passed, %s warned: %s", plural(c.Pass, "check"), plural(c.Warn, "check"), r.idsWith(StatusWarn))
+		return Pass, fmt.Sprintf("%s passed, %s warned: %s", plural(c.Pass, "check"), plural(c.Warn, "check"), r.idsWith(StatusWarn)) + skipped
 	default:
-		return Pass, fmt.Sprintf("all %s judged passed", plural(c.Pass, "check"))
+		return Pass, fmt.Sprintf("all %s judged passed", plural(c.Pass, "check")) + skipped
 	}
+}
+
+// ByConcern returns the checks most alarming first (fail, error, warn,
+// skip, pass; ID order within each), the order every human-facing writer
+// lists them in. The receiver is not modified.
+func ByConcern(checks []Check) []Check {
+	out := slices.Clone(checks)
+	slices.SortStableFunc(out, func(a, b Check) int { return a.Status.Rank() - b.Status.Rank() })
+	return out
 }
 
 func (r *Report) idsWith(s Status) string {
@@ -145,9 +164,7 @@ func (r *Report) Validate() error {
 		if c.Severity != SeverityFail && c.Severity != SeverityWarn {
 			bad("%s: severity %q is not fail or warn", where, c.Severity)
 		}
-		switch c.Status {
-		case StatusPass, StatusFail, StatusWarn, StatusError, StatusSkip:
-		default:
+		if !c.Status.Valid() {
 			bad("%s: status %q is not pass, fail, warn, error or skip", where, c.Status)
 		}
 		if c.Status == StatusFail && c.Severity == SeverityWarn {
@@ -203,7 +220,7 @@ func (r *Report) finalized() *Report {
 	f.Checks = make([]Check, len(r.Checks))
 	for i, c := range r.Checks {
 		if c.Category == "" {
-			c.Category = CategoryOf(c.ID)
+			c.Category = verdict.CategoryOf(c.ID)
 		}
 		findings := make([]Finding, len(c.Findings))
 		for j, fd := range c.Findings {

@@ -23,12 +23,12 @@ func TestWriteAll(t *testing.T) {
 	}
 	assert.Equal(t, []string{FileJUnit, FileHTML, FileJSON, FileMarkdown}, names, "exactly the four files, no temporaries")
 
-	for name, write := range writers {
+	for _, f := range Formats() {
 		var want bytes.Buffer
-		require.NoError(t, write(&want, r))
-		got, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, f.Write(&want, r))
+		got, err := os.ReadFile(filepath.Join(dir, f.File))
 		require.NoError(t, err)
-		assert.Equal(t, want.String(), string(got), name)
+		assert.Equal(t, want.String(), string(got), f.File)
 	}
 
 	f, err := os.Open(filepath.Join(dir, FileJSON))

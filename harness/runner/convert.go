@@ -14,14 +14,16 @@ import (
 
 func defenderFormat(s string) defender.Format { return defender.Format(s) }
 
-// checkOf turns a conformance result into the report's check.
+// checkOf turns a conformance result into the report's check; both use
+// package verdict's vocabulary, so nothing is converted but the layout.
 func checkOf(r conformance.Result) report.Check {
 	c := report.Check{ID: r.Check.ID, Title: r.Check.Title, Category: r.Check.Category(),
-		Severity: report.Severity(r.Check.Severity), Citation: r.Check.Citation,
-		Status: report.Status(r.Status), SkipReason: r.SkipReason, Error: r.Error, Findings: []report.Finding{}}
+		Severity: r.Check.Severity, Citation: r.Check.Citation, Measured: r.Measured,
+		Status: r.Status, SkipReason: r.SkipReason, Error: r.Error, Findings: []report.Finding{}}
 	for _, f := range r.Findings {
 		at := f.At
-		rf := report.Finding{Message: f.Message, ReportID: f.ReportID, At: &at, Evidence: f.Evidence}
+		rf := report.Finding{Message: f.Message, ReportID: f.ReportID, At: &at, Evidence: f.Evidence,
+			Expected: f.Expected, Observed: f.Observed}
 		if ex, ok := f.Evidence["payload_excerpt"].(string); ok {
 			rf.Excerpt = ex
 		}
@@ -44,6 +46,20 @@ func shiftOf(c *conformance.Capture, started time.Time) time.Duration {
 	return 0
 }
 
+// fillATExchange keeps the AT dialogue (the first and last commands of a
+// long run) on the run's clock.
+func fillATExchange(rep *report.Report, c *conformance.Capture, started time.Time) {
+	shift := shiftOf(c, started)
+	cmds := c.Commands
+	if n := report.MaxATExchange; len(cmds) > n {
+		cmds = append(append([]conformance.ATCommand(nil), cmds[:n/2]...), cmds[len(cmds)-n/2:]...)
+	}
+	for _, cmd := range cmds {
+		rep.ATExchange = append(rep.ATExchange, report.ATCommand{At: cmd.At + shift, Command: cmd.Command,
+			Result: cmd.Result, Answer: cmd.Answer, Reason: cmd.Reason})
+	}
+}
+
 // fillTimeline rebases the capture on the run start and fills the
 // timeline, the received reports and the findings' offsets.
 func fillTimeline(rep *report.Report, c *conformance.Capture, started time.Time) {
@@ -58,17 +74,7 @@ func fillTimeline(rep *report.Report, c *conformance.Capture, started time.Time)
 	}
 	rep.Timeline = []report.Mark{}
 	rep.Reports = []report.Received{}
-	answered := map[uint64]string{} // report event seq -> answer
-	for _, r := range c.Reports() {
-		switch {
-		case r.Response != nil && r.Response.Response != nil && r.Response.Response.Status == defender.StatusAccepted:
-			answered[r.Event.Seq] = report.MarkAccepted
-		case r.Response != nil:
-			answered[r.Event.Seq] = report.MarkRejected
-		default:
-			answered[r.Event.Seq] = "dropped"
-		}
-	}
+	answered := answers(c.Events)
 	for _, ev := range c.Events {
 		at := ev.Mono + shift
 		switch ev.Kind {
@@ -89,10 +95,14 @@ func fillTimeline(rep *report.Report, c *conformance.Capture, started time.Time)
 			if ev.Response != nil {
 				status = map[string]string{defender.StatusAccepted: report.MarkAccepted, defender.StatusRejected: report.MarkRejected}[ev.Response.Status]
 			}
-			if ev.Fault == broker.FaultDrop {
-				status = "dropped"
+			label := ev.Fault
+			switch ev.Fault {
+			case broker.FaultDrop:
+				status = report.AnswerDropped
+			case broker.FaultUndelivered:
+				status, label = report.AnswerUnsent, "not sent: the run ended first"
 			}
-			m := report.Mark{At: at, Kind: report.MarkResponse, Status: status, ConnID: ev.ConnID, Label: ev.Fault}
+			m := report.Mark{At: at, Kind: report.MarkResponse, Status: status, ConnID: ev.ConnID, Label: label}
 			if ev.Response != nil && ev.Response.ReportID != nil {
 				id := *ev.Response.ReportID
 				m.ReportID = &id
@@ -141,25 +151,74 @@ func fillTimeline(rep *report.Report, c *conformance.Capture, started time.Time)
 			rep.Timeline = append(rep.Timeline, report.Mark{At: at, Kind: report.MarkFault, Label: label})
 		}
 	}
+	stampTarget(rep, c, shift)
 	sortMarks(rep.Timeline)
-	rep.Artefacts = append(rep.Artefacts,
-		report.Artefact{Name: "console.log", Kind: report.ArtefactConsoleLog, Description: "raw console bytes"},
-		report.Artefact{Name: "events.jsonl", Kind: report.ArtefactEvents, Description: "broker event log (JSON Lines)"},
-		report.Artefact{Name: "link.jsonl", Kind: report.ArtefactEvents, Description: "emulated Wi-Fi module log (JSON Lines)"},
-		report.Artefact{Name: "target.log", Kind: "other", Description: "emulator or flasher output"})
+	rep.Artefacts = append(rep.Artefacts, report.RunArtefacts()...)
+}
+
+// answers gives each report event (by Seq) what the harness answered: the
+// next response event on its connection says accepted, rejected or dropped
+// (a fault the run injected); a report with no response sent, because the
+// run shut down first (the broker records the queued answer as
+// undelivered) or the connection closed, is "unsent", not a drop.
+func answers(events []broker.Event) map[uint64]string {
+	out := map[uint64]string{}
+	pending := map[string]uint64{} // conn -> seq of the report awaiting an answer
+	for _, ev := range events {
+		switch ev.Kind {
+		case broker.EventReport:
+			out[ev.Seq] = report.AnswerUnsent
+			pending[ev.ConnID] = ev.Seq
+		case broker.EventResponse:
+			seq, ok := pending[ev.ConnID]
+			if !ok {
+				continue
+			}
+			delete(pending, ev.ConnID)
+			switch {
+			case ev.Fault == broker.FaultDrop:
+				out[seq] = report.AnswerDropped
+			case ev.Fault == broker.FaultUndelivered:
+				out[seq] = report.AnswerUnsent
+			case ev.Response != nil && ev.Response.Status == defender.StatusAccepted:
+				out[seq] = report.MarkAccepted
+			default:
+				out[seq] = report.MarkRejected
+			}
+		}
+	}
+	return out
+}
+
+// stampTarget adds the target's clock to every mark and received report
+// when the capture has a trusted one (both clocks in the timeline).
+func stampTarget(rep *report.Report, c *conformance.Capture, shift time.Duration) {
+	if ok, _ := c.ClockTrusted(); !ok {
+		return
+	}
+	at := func(d time.Duration) *time.Duration {
+		t := c.TargetClock.At(d - shift)
+		return &t
+	}
+	for i := range rep.Timeline {
+		rep.Timeline[i].TargetAt = at(rep.Timeline[i].At)
+	}
+	for i := range rep.Reports {
+		rep.Reports[i].TargetAt = at(rep.Reports[i].At)
+	}
 }
 
 func sortMarks(m []report.Mark) {
 	sort.SliceStable(m, func(i, j int) bool { return m[i].At < m[j].At })
 }
 
-// screenshot renders report.png for reviewers; a missing browser is only
-// logged.
+// screenshot renders the whole of report.html into report.png for
+// reviewers; a missing browser is only logged.
 func screenshot(dir string, logf func(string, ...any)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	png := filepath.Join(dir, "report.png")
-	if err := report.Screenshot(ctx, filepath.Join(dir, report.FileHTML), png, 1280, 2000); err != nil {
+	png := filepath.Join(dir, report.FileScreenshot)
+	if err := report.ScreenshotPage(ctx, filepath.Join(dir, report.FileHTML), png, 1280); err != nil {
 		logf("screenshot skipped: %v", err)
 		return
 	}

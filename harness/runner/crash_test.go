@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ddhil/ddhil/harness/report"
@@ -59,4 +60,6 @@ func TestCrashDuringProvisioningIsAFirmwareFailure(t *testing.T) {
 	require.Equal(t, "DD-RUN", rep.Checks[0].ID)
 	require.Equal(t, report.StatusFail, rep.Checks[0].Status)
 	require.Contains(t, rep.Checks[0].Findings[0].Message, "crash")
+	assert.NotEmpty(t, rep.Checks[0].Findings[0].Expected, "the crash finding says what was expected")
+	assert.NotEmpty(t, rep.Checks[0].Findings[0].Observed)
 }

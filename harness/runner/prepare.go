@@ -15,6 +15,7 @@ import (
 	"github.com/ddhil/ddhil/harness/device/firmware"
 	"github.com/ddhil/ddhil/harness/device/profile"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
+	"github.com/ddhil/ddhil/harness/judge/detect"
 	"github.com/ddhil/ddhil/harness/target"
 	_ "github.com/ddhil/ddhil/harness/target/drivers" // every --target
 )
@@ -26,6 +27,10 @@ type Prepared struct {
 	Setup   target.Setup
 	Profile *profile.Profile
 	Checks  []conformance.Check
+	// Detect holds the security profiles DD-D01 evaluates (nil: none),
+	// Baseline the fleet recordings of their statistical thresholds.
+	Detect   *detect.Definitions
+	Baseline detect.Baseline
 }
 
 // Prepare checks everything about a run that can be known before it
@@ -99,12 +104,12 @@ func Prepare(o Options) (*Prepared, error) {
 		if !ok {
 			return usage("profile %s: target.%s: %v", p.Setup.Profile, name, target.UnknownError(name))
 		}
-		if _, err := target.FromProfile(other, block); err != nil {
+		if _, err := target.FromProfile(other, block, filepath.Dir(p.Setup.Profile)); err != nil {
 			return usage("profile %s: %v", p.Setup.Profile, err)
 		}
 	}
 	// The profile's target block, then the run's own settings.
-	fromProfile, err := target.FromProfile(d, p.Profile.Target[d.Name])
+	fromProfile, err := target.FromProfile(d, p.Profile.Target[d.Name], filepath.Dir(p.Setup.Profile))
 	if err != nil {
 		return usage("profile %s: %v", p.Setup.Profile, err)
 	}
@@ -116,6 +121,15 @@ func Prepare(o Options) (*Prepared, error) {
 	}
 	if err := checkFaults(p.Profile, o.Faults); err != nil {
 		return usage("%v", err)
+	}
+	// Security profiles, baselines and audit inputs: a bad one is a
+	// usage mistake, told before anything boots.
+	paths := append(append([]string(nil), o.SecurityProfiles...), p.Profile.SecurityProfilePaths()...)
+	if p.Detect, p.Baseline, err = loadDetect(paths, o.Baselines); err != nil {
+		return p, harness.UsageError(err)
+	}
+	if err := checkAuditInputs(o); err != nil {
+		return p, harness.UsageError(err)
 	}
 	if p.Setup.Firmware == "" && d.DefaultFirmware != nil {
 		p.Setup.Firmware = referencePath(d.DefaultFirmware(p.Setup.Settings))

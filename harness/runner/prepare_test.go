@@ -62,12 +62,13 @@ func TestPrepareDefaultFirmwareFollowsTheMachine(t *testing.T) {
 func TestPrepareTargetBlockMistakes(t *testing.T) {
 	cases := []struct{ name, yaml, want string }{
 		{"unknown machine", "target:\n  qemu: {machine: pdp11}\n", `qemu: unknown machine "pdp11"`},
-		{"unknown key", "target:\n  qemu: {machin: lm3s6965evb}\n", `target.qemu: unknown key "machin" (known: machine, console_serial, module_serial, args)`},
+		{"unknown key", "target:\n  qemu: {machin: lm3s6965evb}\n", `target.qemu: unknown key "machin" (did you mean "machine"?)`},
 		{"list for a value", "target:\n  qemu: {machine: [a, b]}\n", `target.qemu.machine: want one value, got a list`},
 		{"not a number", "target:\n  qemu: {console_serial: first}\n", `--console-serial "first": not a number`},
 		{"same serial twice", "target:\n  qemu: {console_serial: 1, module_serial: 1}\n", `console and module share serial 1`},
 		{"unknown target block", "target:\n  qemuu: {machine: x}\n", `target.qemuu: unknown target "qemuu"`},
-		{"other target's bad key", "target:\n  renode: {platfrom: x.repl}\n", `target.renode: unknown key "platfrom"`},
+		{"other target's bad key", "target:\n  renode: {platfrom: x.repl}\n", `target.renode: unknown key "platfrom" (did you mean "platform"?)`},
+		{"unrelated key", "target:\n  qemu: {colour: blue}\n", `target.qemu: unknown key "colour" (known: machine, console_serial, module_serial, args, tick_symbol)`},
 		{"missing platform", "target:\n  renode: {platform: /nonexistent/x.repl}\n", `renode: platform /nonexistent/x.repl`},
 	}
 	for _, tc := range cases {

@@ -14,11 +14,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/hostload"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/scenario"
@@ -54,6 +56,24 @@ type Options struct {
 	Settings target.Settings
 	// Screenshot renders report.png with headless Chromium when available.
 	Screenshot bool
+	// SecurityProfiles are Detect definition files (security profiles,
+	// custom metrics, dimensions in AWS JSON) evaluated by DD-D01, on top
+	// of the device profile's security_profiles. An invalid one stops the
+	// run before anything boots with an error wrapping
+	// detect.ErrInvalidProfile.
+	SecurityProfiles []string
+	// Baselines are fleet recordings (events.jsonl) for statistical
+	// thresholds.
+	Baselines []string
+	// Audit runs the device-facing Audit checks on the run; IoTPolicies
+	// (policy documents) and Revoked (CRLs or lists) feed them.
+	Audit       bool
+	IoTPolicies []string
+	Revoked     []string
+	// BrokerPolicy is broker.PolicyOpen ("" too) or broker.PolicyStrict
+	// (a device may use only its own thing's topics; a breach is an
+	// authorization failure, as DD-D01's dd-bad-topic needs).
+	BrokerPolicy string
 	// Command is the command line recorded in the report.
 	Command []string
 	// Progress receives one line per phase (nil: discarded).
@@ -98,9 +118,22 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		logf("verdict %s: %s", rep.Verdict(), rep.VerdictReason())
 		return rep, nil
 	}
+	hostStart, _ := hostload.Read()
 	capture, labErr := execute(ctx, p, rep, logf)
 	checks := p.Checks
 	finish(rep, capture, checks, labErr, ctx.Err(), started)
+	recordHost(rep, capture, hostStart)
+	judged := rep.Run.TargetClock
+	if judged == "" {
+		judged = "host time"
+	}
+	logf("host: %s; timing judged on %s", rep.Run.HostLoad, judged)
+	if capture != nil {
+		fillDetect(rep, capture, started)
+		if err := fillAudit(rep, capture, o, started); err != nil {
+			logf("audit: %v", err)
+		}
+	}
 	if err := report.WriteAll(o.OutDir, rep); err != nil {
 		return rep, fmt.Errorf("runner: writing reports: %w", err)
 	}
@@ -170,12 +203,18 @@ func execute(ctx context.Context, p *Prepared, rep *report.Report, logf func(str
 	logf("starting %s target with %s", o.Target, filepath.Base(o.Firmware))
 	cfg := session.Config{
 		Target:       target,
-		BrokerConfig: broker.Config{Throttle: broker.NoThrottle},
+		BrokerConfig: broker.Config{Throttle: broker.NoThrottle, Policy: o.BrokerPolicy},
 		Profile:      prof,
 		Vars:         vars,
 		Faults:       o.Faults,
 		OutDir:       o.OutDir,
 		Logf:         logf,
+	}
+	if o.Settings.Get("compress") == "true" {
+		// The module's power-up delay runs on host time: at a 34× speed-up
+		// 300 ms would be 10 s of the firmware's time, near its 15 s AT
+		// sync limit. Keep it short against every firmware timeout.
+		cfg.Module.ReadyDelay = 10 * time.Millisecond
 	}
 	s, err := session.Start(ctx, cfg)
 	if err != nil {
@@ -211,8 +250,27 @@ func execute(ctx context.Context, p *Prepared, rep *report.Report, logf func(str
 	}
 	if capture != nil {
 		capture.Expect = exp
+		capture.SecurityProfiles, capture.Baseline = p.Detect, p.Baseline
 	}
 	return capture, runErr
+}
+
+// recordHost puts the host's CPUs, load, steal time and the stalls it
+// caused into the report: a timing verdict is only as good as its host.
+func recordHost(rep *report.Report, c *conformance.Capture, start hostload.Snapshot) {
+	end, _ := hostload.Read()
+	rec := hostload.Between(start, end)
+	if c != nil {
+		var samples []hostload.Sample
+		for _, st := range c.Stalls {
+			samples = append(samples, hostload.Sample{At: st.At, Emulator: st.Emulator, Harness: st.Harness})
+		}
+		hostload.Summarise(&rec, samples)
+		if tb := c.TimeBase(); tb != "host" {
+			rep.Run.TargetClock = tb
+		}
+	}
+	rep.Run.HostLoad = &rec
 }
 
 // finish evaluates the checks and fills the report.
@@ -235,13 +293,14 @@ func finish(rep *report.Report, c *conformance.Capture, checks []conformance.Che
 	crashed := runErr != nil && errors.Is(runErr, harness.ErrFirmwareCrash)
 	if crashed {
 		rep.Checks = append(rep.Checks, report.Check{ID: "DD-RUN", Title: "Firmware keeps running", Category: "other", Severity: report.SeverityFail,
-			Status: report.StatusFail, Findings: []report.Finding{{Message: runErr.Error()}}})
+			Status: report.StatusFail, Measured: "console and target watched for a crash for the whole run",
+			Findings: []report.Finding{{Message: runErr.Error(), Expected: "runs until the harness stops it", Observed: "crashed"}}})
 	}
 	if c == nil {
 		// Nothing was captured: a crash is still the firmware's failure
 		// (the checks could not judge: skip); anything else is the lab's.
 		for _, ch := range checks {
-			rc := report.Check{ID: ch.ID, Title: ch.Title, Severity: report.Severity(ch.Severity), Citation: ch.Citation, Findings: []report.Finding{}}
+			rc := report.Check{ID: ch.ID, Title: ch.Title, Severity: ch.Severity, Citation: ch.Citation, Findings: []report.Finding{}}
 			if crashed {
 				rc.Status, rc.SkipReason = report.StatusSkip, "the firmware crashed before anything could be judged"
 			} else {
@@ -256,13 +315,18 @@ func finish(rep *report.Report, c *conformance.Capture, checks []conformance.Che
 		// A scenario step the device did not complete is the firmware's
 		// failure, in every report format.
 		rc := report.Check{ID: "DD-SCN", Title: "Scenario steps completed", Category: "other", Severity: report.SeverityFail,
-			Status: report.StatusFail, Findings: []report.Finding{}}
+			Status: report.StatusFail, Findings: []report.Finding{},
+			Measured: fmt.Sprintf("%d scenario step(s) not completed", len(failed))}
 		if c.Stopped != "" {
-			rc.Findings = append(rc.Findings, report.Finding{Message: "no report reached the broker: " + c.Stopped})
+			rc.Measured = "the device never reached the broker"
+			rc.Findings = append(rc.Findings, report.Finding{Message: "no report reached the broker: " + c.Stopped,
+				Expected: "Wi-Fi joined, MQTT connected, reports published", Observed: c.Stopped})
 		}
 		for _, a := range failed {
 			at := a.At
-			rc.Findings = append(rc.Findings, report.Finding{Message: a.Detail, At: &at})
+			phase, what, _ := strings.Cut(a.Detail, ": ")
+			rc.Findings = append(rc.Findings, report.Finding{Message: a.Detail, At: &at,
+				Expected: "the device completes the " + phase + " step", Observed: what})
 		}
 		rep.Checks = append(rep.Checks, rc)
 	}
@@ -271,6 +335,7 @@ func finish(rep *report.Report, c *conformance.Capture, checks []conformance.Che
 		rep.Checks = append(rep.Checks, checkOf(r))
 	}
 	fillTimeline(rep, c, started)
+	fillATExchange(rep, c, started)
 }
 
 func firstNonEmpty(s ...string) string {

@@ -48,6 +48,15 @@ type Session interface {
 
 var _ Session = (*session.Session)(nil)
 
+// TargetTimer is a session that can time a phase on the target's own clock
+// (docs/timing.md): the phase budgets are the firmware's time, which a
+// loaded host stretches and time compression shrinks.
+type TargetTimer interface {
+	WithTargetTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc)
+}
+
+var _ TargetTimer = (*session.Session)(nil)
+
 // Config is what the phases need to know about the device.
 type Config struct {
 	Thing  string
@@ -73,8 +82,16 @@ func Run(ctx context.Context, s Session, cfg Config, plan Plan) error {
 	// Normal reporting: the first report may take up to the first-report
 	// bound after the connection, then one per period.
 	s.Action(conformance.ActionPhase, "normal")
-	if err := r.await(ctx, "normal", plan.Periods+1, exp.FirstReportBound+time.Duration(plan.Periods+2)*p); err != nil {
+	got, err := r.awaitN(ctx, "normal", s.Mark(), plan.Periods+1, exp.FirstReportBound+time.Duration(plan.Periods+2)*p)
+	if err != nil {
 		return err
+	}
+	if got == 0 {
+		// Nothing to drop, throttle or reset against: the later phases
+		// would only wait out their bounds. The checks say why.
+		r.failed("normal", "no report reached the broker within %s; the later phases were not played", exp.FirstReportBound+time.Duration(plan.Periods+2)*p)
+		s.Action(conformance.ActionPhase, "end")
+		return nil
 	}
 
 	if plan.Disconnect {
@@ -148,15 +165,23 @@ func (r *runner) failed(phase, format string, args ...any) {
 	r.s.Action(conformance.ActionStepFailed, msg)
 }
 
-func (r *runner) await(ctx context.Context, phase string, n int, within time.Duration) error {
-	return r.awaitAfter(ctx, phase, r.s.Mark(), n, within)
-}
-
 // awaitAfter waits for n reports after mark, at most within. Missing
 // reports are the firmware's business (the checks judge them); a dead
 // target or a cancelled run is returned.
 func (r *runner) awaitAfter(ctx context.Context, phase string, mark uint64, n int, within time.Duration) error {
-	wctx, cancel := context.WithTimeout(ctx, within)
+	_, err := r.awaitN(ctx, phase, mark, n, within)
+	return err
+}
+
+// awaitN is awaitAfter that also says how many reports came.
+func (r *runner) awaitN(ctx context.Context, phase string, mark uint64, n int, within time.Duration) (int, error) {
+	var wctx context.Context
+	var cancel context.CancelFunc
+	if tt, ok := r.s.(TargetTimer); ok {
+		wctx, cancel = tt.WithTargetTimeout(ctx, within)
+	} else {
+		wctx, cancel = context.WithTimeout(ctx, within)
+	}
 	defer cancel()
 	start := time.Now()
 	// Any thing counts: a device that reports for the wrong thing is still
@@ -165,14 +190,14 @@ func (r *runner) awaitAfter(ctx context.Context, phase string, mark uint64, n in
 	switch {
 	case err == nil:
 		r.logf("phase %s: %d report(s) in %s", phase, len(got), time.Since(start).Round(10*time.Millisecond))
-		return nil
+		return len(got), nil
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return len(got), ctx.Err()
 	case isLab(err) || errors.Is(err, harness.ErrFirmwareCrash):
-		return err
+		return len(got), err
 	default:
 		r.logf("phase %s: %d of %d report(s) within %s; going on", phase, len(got), n, within)
-		return nil
+		return len(got), nil
 	}
 }
 

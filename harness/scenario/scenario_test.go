@@ -77,7 +77,12 @@ func TestFullPlanRecordsEveryPhaseInOrder(t *testing.T) {
 // A phase whose reports never come is the firmware's business: the
 // scenario logs it and goes on, so the checks can judge.
 func TestMissingReportsDoNotStopTheScenario(t *testing.T) {
-	f := newFake(t, func(int, int) error { return fmt.Errorf("session: 0 of 1 reports: %w", context.DeadlineExceeded) })
+	f := newFake(t, func(call, _ int) error {
+		if call == 1 {
+			return nil // the normal phase had its reports
+		}
+		return fmt.Errorf("session: 0 of 1 reports: %w", context.DeadlineExceeded)
+	})
 	var lines []string
 	err := Run(context.Background(), f, Config{Thing: "dut", Expect: fastExpect, Logf: func(format string, a ...any) {
 		lines = append(lines, fmt.Sprintf(format, a...))
@@ -90,7 +95,20 @@ func TestMissingReportsDoNotStopTheScenario(t *testing.T) {
 			going++
 		}
 	}
-	assert.Equal(t, 5, going, "every phase timed out and went on: %q", lines)
+	assert.Equal(t, 4, going, "every later phase timed out and went on: %q", lines)
+}
+
+// A device that never reached the broker in the normal phase: the later
+// phases are not played (they would only wait out their bounds), and the
+// reason is a failed step.
+func TestNoReportAtAllEndsTheScenario(t *testing.T) {
+	f := newFake(t, func(int, int) error { return fmt.Errorf("session: 0 of 3 reports: %w", context.DeadlineExceeded) })
+	require.NoError(t, Run(context.Background(), f, Config{Thing: "dut", Expect: fastExpect}, Full(2)))
+	assert.Equal(t, 1, f.calls, "only the normal phase waited")
+	assert.Zero(t, f.resets)
+	require.Len(t, f.actions, 3)
+	assert.Contains(t, f.actions[1], "step-failed:normal: no report reached the broker")
+	assert.Equal(t, "phase:end", f.actions[2])
 }
 
 // A lab failure (the target died, a port vanished) stops the scenario at

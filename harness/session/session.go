@@ -24,6 +24,7 @@ import (
 	"github.com/ddhil/ddhil/broker/defender"
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
+	"github.com/ddhil/ddhil/harness/hostload"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
 	"github.com/ddhil/ddhil/harness/link/console"
 	"github.com/ddhil/ddhil/harness/link/espat"
@@ -91,6 +92,10 @@ type Session struct {
 	conLog  *os.File
 	cancel  context.CancelFunc // ends the module
 	modDone chan error
+	clock   *clockSampler     // nil: the target has no clock (a board)
+	load    *hostload.Monitor // emulator run-queue delay, harness lateness
+	lines   []console.Line    // every console line, for console.jsonl
+	linesMu sync.Mutex
 
 	mu        sync.Mutex
 	published []Published
@@ -182,12 +187,21 @@ func Start(ctx context.Context, cfg Config) (s *Session, err error) {
 	if err := s.target.Start(ctx); err != nil {
 		return s, fmt.Errorf("session: start target: %w", err)
 	}
+	pid := 0
+	if p, ok := s.target.(target.Pider); ok {
+		pid = p.Pid()
+	}
+	s.load = hostload.Start(s.epoch, pid)
+	if clk, ok := target.ClockOf(s.target); ok {
+		s.clock = startClock(clk, s.epoch)
+	}
 	ccfg := cfg.Profile.ConsoleConfig()
 	ccfg.Epoch = s.epoch
 	if s.conLog != nil {
 		ccfg.RawLog = s.conLog
 	}
 	s.con = console.New(s.target.Console(), s.target.Console(), ccfg)
+	go s.collectLines(s.con.Subscribe(regexp.MustCompile(``)))
 	if re := cfg.Profile.Marker("report_published"); re != nil {
 		go s.collectPublished(s.con.Subscribe(re), re)
 	}
@@ -220,7 +234,18 @@ func Start(ctx context.Context, cfg Config) (s *Session, err error) {
 		}
 		mc.Epoch = s.epoch
 		s.module = espat.New(mc)
-		go func() { s.modDone <- s.module.Serve(runCtx, tr) }()
+		act := newActivity(tr)
+		go func() { s.modDone <- s.module.Serve(runCtx, act) }()
+		if st, ok := s.target.(target.Stepper); ok && st.Steps() {
+			// Virtual time advances only while the module has nothing
+			// left to say (docs/timing.md).
+			go func() {
+				err := st.Step(runCtx, func(ctx context.Context) error { return act.quiet(ctx, StepQuiet) })
+				if err != nil && runCtx.Err() == nil {
+					s.logf("stepping stopped: %v", err)
+				}
+			}()
+		}
 	}
 
 	line, err := s.waitBoot(ctx)
@@ -549,6 +574,10 @@ type Published struct {
 	Keys   string        `json:"keys,omitempty"`
 	Bytes  int           `json:"bytes,omitempty"`
 	Line   string        `json:"line"`
+	// Stamp is the firmware's own time of the line (the marker's optional
+	// (?P<ms>...) group, in ms): the report's time at its source, which no
+	// host delay between the target and the harness can move.
+	Stamp *time.Duration `json:"stamp_ns,omitempty"`
 }
 
 func (s *Session) collectPublished(sub *console.Subscription, re *regexp.Regexp) {
@@ -569,6 +598,10 @@ func (s *Session) collectPublished(sub *console.Subscription, re *regexp.Regexp)
 		}
 		n, _ := strconv.Atoi(group(m, "bytes"))
 		p := Published{At: l.Mono, ID: id, Format: group(m, "format"), Keys: group(m, "keys"), Bytes: n, Line: l.Text}
+		if ms, err := strconv.ParseUint(group(m, "ms"), 10, 63); err == nil {
+			st := time.Duration(ms) * time.Millisecond
+			p.Stamp = &st
+		}
 		s.mu.Lock()
 		s.published = append(s.published, p)
 		s.mu.Unlock()
@@ -642,6 +675,22 @@ func (s *Session) Capture() (*conformance.Capture, error) {
 	format, _ := s.prof.Value(s.prof.Expect.Format, vars)
 	c := &conformance.Capture{Thing: vars["thing"], Format: defender.Format(format), Expect: exp, Events: events,
 		End: time.Since(s.epoch) + shift}
+	if s.clock != nil {
+		c.TargetClock = s.clock.TargetClock(shift)
+		for _, p := range s.Published() {
+			if p.Stamp != nil {
+				if c.ReportStamps == nil {
+					c.ReportStamps = map[uint64]time.Duration{}
+				}
+				c.ReportStamps[p.ID] = *p.Stamp
+			}
+		}
+	}
+	if s.load != nil {
+		for _, st := range s.load.Samples() {
+			c.Stalls = append(c.Stalls, conformance.Stall{At: st.At + shift, Emulator: st.Emulator, Harness: st.Harness})
+		}
+	}
 	if s.module != nil {
 		// The broker's events were read first: every report in them left
 		// the module, whose send may not be recorded yet.
@@ -653,6 +702,11 @@ func (s *Session) Capture() (*conformance.Capture, error) {
 		}
 		mevs := s.module.Events()
 		c.Link = LinkEvents(mevs, shift)
+		for _, e := range mevs {
+			if e.Kind == espat.EventCommand {
+				c.Commands = append(c.Commands, conformance.ATCommand{At: e.Mono + shift, Command: e.Text, Result: e.Result, Answer: e.Answer, Reason: e.Reason})
+			}
+		}
 		if len(c.Reports()) == 0 {
 			c.Stopped = espat.Diagnose(mevs)
 		}
@@ -711,6 +765,12 @@ func (s *Session) Close() error {
 	s.mu.Unlock()
 
 	var errs []error
+	if s.clock != nil {
+		s.clock.Stop()
+	}
+	if s.load != nil {
+		s.load.Stop()
+	}
 	if x, ok := s.target.(target.Exiter); ok {
 		select {
 		case <-x.Done():
@@ -821,21 +881,54 @@ func (s *Session) writeOut() error {
 			return nil
 		}
 	}
+	c, cerr := s.Capture()
+	var local, onBroker *conformance.TargetClock // session-epoch and broker-clock mappings
+	if s.clock != nil {
+		local = s.clock.TargetClock(0)
+		if cerr == nil {
+			onBroker = c.TargetClock
+		}
+	}
 	var errs []error
-	errs = append(errs, write("events.jsonl", func(fh *os.File) error { return broker.WriteJSONL(fh, events) }))
+	var evs []any
+	for _, ev := range events {
+		evs = append(evs, stamp(onBroker, ev, ev.Mono))
+	}
+	errs = append(errs, write("events.jsonl", jsonl(evs)))
 	if s.module != nil {
 		var items []any
 		for _, e := range s.module.Events() {
-			items = append(items, e)
+			items = append(items, stamp(local, e, e.Mono))
 		}
 		errs = append(errs, write("link.jsonl", jsonl(items)))
 	}
-	if c, err := s.Capture(); err == nil {
+	if cerr == nil {
 		var items []any
 		for _, a := range c.Actions {
-			items = append(items, a)
+			items = append(items, stamp(onBroker, a, a.At))
 		}
 		errs = append(errs, write("actions.jsonl", jsonl(items)))
+	}
+	s.linesMu.Lock()
+	var lines []any
+	for _, l := range s.lines {
+		lines = append(lines, stamp(local, l, l.Mono))
+	}
+	s.linesMu.Unlock()
+	errs = append(errs, write("console.jsonl", jsonl(lines)))
+	if local != nil {
+		var items []any
+		for _, smp := range local.Samples {
+			items = append(items, smp)
+		}
+		errs = append(errs, write("clock.jsonl", jsonl(items)))
+	}
+	if s.load != nil {
+		var items []any
+		for _, st := range s.load.Samples() {
+			items = append(items, st)
+		}
+		errs = append(errs, write("stalls.jsonl", jsonl(items)))
 	}
 	return errors.Join(errs...)
 }

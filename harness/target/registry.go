@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/ddhil/ddhil/internal/yamlerr"
 )
 
 // Driver describes one kind of target to everything that offers a choice of
@@ -48,7 +51,41 @@ type Option struct {
 	Usage string
 	// List options repeat (`--qemu-arg A --qemu-arg B`; a YAML list).
 	List bool
+	// Bool options are switches: `--compress` alone sets "true".
+	Bool bool
+	// Path options name files: relative paths in a profile count from
+	// the profile's folder.
+	Path bool
 }
+
+// Value is a flag.Value that stores an option's values into settings;
+// a Bool option is a boolean flag.
+type Value struct {
+	Opt      Option
+	Settings Settings
+}
+
+func (v Value) String() string { return "" }
+
+// Set records one value.
+func (v Value) Set(s string) error {
+	if v.Opt.Bool {
+		switch s {
+		case "true", "false":
+		default:
+			return fmt.Errorf("want true or false, got %q", s)
+		}
+	}
+	if v.Opt.List {
+		v.Settings[v.Opt.Flag] = append(v.Settings[v.Opt.Flag], s)
+	} else {
+		v.Settings[v.Opt.Flag] = []string{s}
+	}
+	return nil
+}
+
+// IsBoolFlag makes a Bool option a switch for package flag.
+func (v Value) IsBoolFlag() bool { return v.Opt.Bool }
 
 // Env is the environment variable that sets the option.
 func (o Option) Env() string {
@@ -211,8 +248,9 @@ func AllOptions() []Option {
 }
 
 // FromProfile converts a profile's target.<driver> block into settings,
-// refusing keys the driver does not declare.
-func FromProfile(d Driver, block map[string]any) (Settings, error) {
+// refusing keys the driver does not declare; relative Path options count
+// from dir (the profile's folder).
+func FromProfile(d Driver, block map[string]any, dir string) (Settings, error) {
 	s := Settings{}
 	for k, v := range block {
 		var opt *Option
@@ -226,6 +264,9 @@ func FromProfile(d Driver, block map[string]any) (Settings, error) {
 			}
 		}
 		if opt == nil {
+			if guess := yamlerr.Closest(k, keys); guess != "" {
+				return nil, fmt.Errorf("target.%s: unknown key %q (did you mean %q?)", d.Name, k, guess)
+			}
 			return nil, fmt.Errorf("target.%s: unknown key %q (known: %s)", d.Name, k, strings.Join(keys, ", "))
 		}
 		switch x := v.(type) {
@@ -243,7 +284,11 @@ func FromProfile(d Driver, block map[string]any) (Settings, error) {
 			if opt.List {
 				return nil, fmt.Errorf("target.%s.%s: want a list", d.Name, k)
 			}
-			s[opt.Flag] = []string{fmt.Sprint(x)}
+			v := fmt.Sprint(x)
+			if opt.Path && dir != "" && !filepath.IsAbs(v) {
+				v = filepath.Join(dir, v)
+			}
+			s[opt.Flag] = []string{v}
 		}
 	}
 	return s, nil

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -46,6 +47,9 @@ type Profile struct {
 	// Target holds per-driver target settings (target.qemu.machine ...),
 	// checked by the driver when a run starts.
 	Target map[string]map[string]any `yaml:"target"`
+	// SecurityProfiles are Detect security profiles (AWS JSON) every run of
+	// this device is evaluated against (DD-D01), relative to this file.
+	SecurityProfiles []string `yaml:"security_profiles"`
 
 	path   string
 	signer Signer // set by WithSigner; the pki steps need it
@@ -261,6 +265,19 @@ type Module struct {
 
 // Path is where the profile was loaded from ("" when parsed).
 func (p *Profile) Path() string { return p.path }
+
+// SecurityProfilePaths returns SecurityProfiles resolved against the
+// profile file's directory.
+func (p *Profile) SecurityProfilePaths() []string {
+	var out []string
+	for _, s := range p.SecurityProfiles {
+		if !filepath.IsAbs(s) && p.path != "" {
+			s = filepath.Join(filepath.Dir(p.path), s)
+		}
+		out = append(out, s)
+	}
+	return out
+}
 
 // ConsoleConfig is the console.Config this profile's CLI needs.
 func (p *Profile) ConsoleConfig() console.Config {

@@ -46,7 +46,7 @@ type fakeAgent struct {
 }
 
 var agentKeys = map[string]bool{"thing_name": false, "mqtt_endpoint": false, "mqtt_port": true,
-	"wifi_ssid": false, "wifi_credential": false, "report_period_ms": true, "report_format": false, "report_keys": false}
+	"wifi_ssid": false, "wifi_credential": false, "report_period_ms": true, "report_format": false, "report_keys": false, "at_mode": false}
 
 func (f *fakeAgent) w(s string) { _, _ = f.conn.Write([]byte(s)) }
 

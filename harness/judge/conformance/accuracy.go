@@ -310,12 +310,14 @@ func checkDeltas(c *Capture) Outcome {
 		judged++
 		if s.isCumulative() {
 			out.Findings = append(out.Findings, finding(s.r,
-				"network_stats are running totals since boot, not deltas since the previous report", s.evidence()))
+				"network_stats are running totals since boot, not deltas since the previous report", s.evidence()).
+				expecting(s.carriedText()+" (carried since the previous report)", s.reportedText()+" (totals since boot)"))
 		}
 	}
 	if judged == 0 && len(out.Findings) == 0 {
 		return skip("no second report after a boot to tell deltas from totals")
 	}
+	out.Measured = deltasMeasured(samples, judged)
 	return out
 }
 
@@ -339,9 +341,11 @@ func checkTrafficAgrees(c *Capture) Outcome {
 	var out Outcome
 	for _, s := range samples {
 		if !s.matchesDelta() {
-			out.Findings = append(out.Findings, finding(s.r, "network_stats disagree with the traffic the module carried: "+s.diff(), s.evidence()))
+			out.Findings = append(out.Findings, finding(s.r, "network_stats disagree with the traffic the module carried: "+s.diff(), s.evidence()).
+				expecting(s.carriedText()+" (carried)", s.reportedText()+" (reported)"))
 		}
 	}
+	out.Measured = trafficMeasured(samples)
 	return out
 }
 
@@ -389,7 +393,8 @@ func checkTrafficNetwork(c *Capture) Outcome {
 				lo := sub(obsOut, own)
 				if *ns.BytesOut < lo || *ns.BytesOut > hi {
 					out.Findings = append(out.Findings, finding(r, fmt.Sprintf("bytes_out %d outside %d..%d (broker saw %d)", *ns.BytesOut, lo, hi, obsOut),
-						map[string]any{"reported": *ns.BytesOut, "broker_bytes": obsOut, "allowed_min": lo, "allowed_max": hi}))
+						map[string]any{"reported": *ns.BytesOut, "broker_bytes": obsOut, "allowed_min": lo, "allowed_max": hi}).
+						expecting(fmt.Sprintf("bytes_out %d..%d", lo, hi), fmt.Sprintf("bytes_out %d", *ns.BytesOut)))
 				}
 			}
 		}
@@ -398,6 +403,7 @@ func checkTrafficNetwork(c *Capture) Outcome {
 	if judged == 0 && len(out.Findings) == 0 {
 		return skip("no pair of accepted reports with broker meters")
 	}
+	out.Measured = fmt.Sprintf("bytes_out of %s compared with the broker's transport meters (± %d bytes per packet)", plural(judged, "report"), c.Expect.HeaderOverhead)
 	return out
 }
 
@@ -441,6 +447,7 @@ func checkConnections(c *Capture) Outcome {
 	var out Outcome
 	judged := 0
 	matched := map[string]int{}
+	var live []string
 	for i := range reports {
 		r := &reports[i]
 		res := r.Result()
@@ -448,6 +455,9 @@ func checkConnections(c *Capture) Outcome {
 			continue
 		}
 		wantRemote, wantPort, ok := c.liveConnection(r)
+		if ok && !slicesContains(live, fmt.Sprintf("%s lp=%d", wantRemote, wantPort)) {
+			live = append(live, fmt.Sprintf("%s lp=%d", wantRemote, wantPort))
+		}
 		if !ok {
 			continue
 		}
@@ -478,7 +488,8 @@ func checkConnections(c *Capture) Outcome {
 		if how == "" {
 			out.Findings = append(out.Findings, finding(r,
 				fmt.Sprintf("tcp_connections does not list the live connection remote_addr=%s local_port=%d (an entry without local_port would match on remote_addr alone)", wantRemote, wantPort),
-				map[string]any{"expected_remote_addr": wantRemote, "expected_local_port": wantPort, "listed": listed}))
+				map[string]any{"expected_remote_addr": wantRemote, "expected_local_port": wantPort, "listed": listed}).
+				expecting(fmt.Sprintf("%s lp=%d listed", wantRemote, wantPort), listedText(listed)))
 			continue
 		}
 		matched[how]++
@@ -491,6 +502,7 @@ func checkConnections(c *Capture) Outcome {
 			out.Notes = append(out.Notes, fmt.Sprintf("%d report(s) matched the live connection on %s", n, how))
 		}
 	}
+	out.Measured = fmt.Sprintf("tcp_connections of %s compared with the live connection (%s)", plural(judged, "report"), strings.Join(live, ", "))
 	return out
 }
 
@@ -595,13 +607,15 @@ func checkListeningPorts(c *Capture) Outcome {
 			if !equalInts(got, sortedInts(side.want)) {
 				out.Findings = append(out.Findings, finding(r,
 					fmt.Sprintf("%s reports %v, expected %v", side.name, got, sortedInts(side.want)),
-					map[string]any{"section": side.name, "reported": got, "expected": sortedInts(side.want)}))
+					map[string]any{"section": side.name, "reported": got, "expected": sortedInts(side.want)}).
+					expecting(fmt.Sprintf("%s %v", side.name, sortedInts(side.want)), fmt.Sprintf("%s %v", side.name, got)))
 			}
 		}
 	}
 	if judged == 0 {
 		return skip("no accepted report from the device")
 	}
+	out.Measured = fmt.Sprintf("listening ports of %s compared with TCP %v, UDP %v", plural(judged, "report"), sortedInts(c.Expect.ListeningTCP), sortedInts(c.Expect.ListeningUDP))
 	return out
 }
 

@@ -5,16 +5,19 @@
 package conformance
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/broker/defender"
+	"github.com/ddhil/ddhil/harness/judge/detect"
 )
 
 // Capture is everything a run observed. All times are offsets on one clock:
 // the broker's monotonic clock (broker.Event.Mono); whoever builds a Capture
-// converts other sources (module link, console, actions) onto it.
+// converts other sources (module link, console, actions) onto it. Timing
+// checks judge a copy mapped onto TargetClock when the target has one.
 type Capture struct {
 	Thing  string          // the thing the device was provisioned as
 	Format defender.Format // the format it was provisioned to report in
@@ -32,6 +35,28 @@ type Capture struct {
 	// Stopped says where the device's network bring-up stopped when no
 	// report reached the broker (from the module's log; "" otherwise).
 	Stopped string
+	// Commands are the AT commands the firmware sent the emulated module,
+	// with its answers (evidence; no check judges them).
+	Commands []ATCommand
+	// SecurityProfiles are the Detect profiles DD-D01 evaluates (nil: the
+	// check is skipped); Baseline is the fleet recording statistical
+	// thresholds take their percentiles from.
+	SecurityProfiles *detect.Definitions
+	Baseline         detect.Baseline
+	// TargetClock is the target's own clock sampled during the run (nil on a
+	// board, which runs in real time). Timing checks judge on it.
+	TargetClock *TargetClock
+	// Stalls are what the host took from the run, per sampling period.
+	Stalls []Stall
+	// ReportStamps are the firmware's own stamps of its "report published"
+	// log lines by report id (its ms counter). On a target clock they place
+	// each report at its source: a host that delivers the bytes late cannot
+	// move it (see inTargetTime).
+	ReportStamps map[uint64]time.Duration
+
+	judgedOn string          // set on a target-time view: the clock's name
+	host     *Capture        // set on a target-time view: the host-time capture
+	stamped  map[uint64]bool // on a target-time view: report seqs placed by their stamp
 }
 
 // Expectations come from the device profile, overridable per run.
@@ -143,6 +168,14 @@ type Action struct {
 	Detail string        `json:"detail,omitempty"`
 }
 
+// ATCommand is one AT command and the module's answer, on the broker's
+// clock.
+type ATCommand struct {
+	At              time.Duration
+	Command, Result string
+	Answer, Reason  string
+}
+
 // Action kinds.
 const (
 	ActionPhase        = "phase"         // Detail: phase name (normal, disconnect, reject, reset, ...)
@@ -251,3 +284,311 @@ func (c *Capture) boots() []time.Duration {
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
+
+// ClockSample pairs a capture time (host, on the capture's clock) with the
+// target's clock read at that moment.
+type ClockSample struct {
+	Host   time.Duration `json:"host_ns"`
+	Target time.Duration `json:"target_ns"`
+}
+
+// TargetClock is the target's own clock (an emulator's virtual time, the
+// firmware's tick counter) sampled during the run. Timing checks judge on it
+// when it is present: a busy host then delays what the harness sees but not
+// the verdict.
+type TargetClock struct {
+	Name string `json:"name"`
+	// FirmwareDerived: the firmware's own counter, trusted only while its
+	// rate against host time stays within [MinRate, MaxRate].
+	FirmwareDerived bool `json:"firmware_derived,omitempty"`
+	Compressed      bool `json:"compressed,omitempty"`
+	// StepSlice: virtual time advanced in slices only while the harness
+	// was idle, so a late harness cost the firmware at most one slice.
+	StepSlice time.Duration `json:"step_slice_ns,omitempty"`
+	// Samples are in host order; target times never decrease.
+	Samples []ClockSample `json:"samples"`
+}
+
+// Bounds on a firmware-derived clock's rate against host time: outside
+// them the clock is not believed (a SysTick set for the wrong core clock).
+// A starved vCPU runs at 0.8-0.9 of host time; 0.5 leaves room for worse.
+const (
+	MinRate = 0.5
+	MaxRate = 2.0
+)
+
+// At maps a capture time onto the target's clock by linear interpolation
+// between the samples around it; outside them it extrapolates at rate 1
+// from the nearest sample (the run's first and last moments).
+func (tc *TargetClock) At(host time.Duration) time.Duration {
+	s := tc.Samples
+	if len(s) == 0 {
+		return host
+	}
+	i := sort.Search(len(s), func(i int) bool { return s[i].Host >= host })
+	switch {
+	case i == 0:
+		return s[0].Target - (s[0].Host - host)
+	case i == len(s):
+		return s[i-1].Target + (host - s[i-1].Host)
+	}
+	a, b := s[i-1], s[i]
+	if b.Host == a.Host {
+		return b.Target
+	}
+	return a.Target + time.Duration(float64(b.Target-a.Target)*float64(host-a.Host)/float64(b.Host-a.Host))
+}
+
+// Rate is target time over host time across the samples (0 with fewer than
+// two).
+func (tc *TargetClock) Rate() float64 {
+	s := tc.Samples
+	if len(s) < 2 || s[len(s)-1].Host == s[0].Host {
+		return 0
+	}
+	return float64(s[len(s)-1].Target-s[0].Target) / float64(s[len(s)-1].Host-s[0].Host)
+}
+
+// Trusted says whether checks may judge on the clock by its rate alone,
+// and why not (see Capture.ClockTrusted, which also weighs the stalls).
+func (tc *TargetClock) Trusted() (bool, string) {
+	if tc == nil || len(tc.Samples) < 2 {
+		return false, "no target clock samples"
+	}
+	if r := tc.Rate(); tc.FirmwareDerived && (r < MinRate || r > MaxRate) {
+		return false, fmt.Sprintf("the firmware's clock ran at %.2f× host time (outside %.1f–%.1f×): not trusted", r, MinRate, MaxRate)
+	}
+	return true, ""
+}
+
+// ClockTrusted says whether the timing checks may judge on the target's
+// clock. A firmware clock that runs slower than MinRate is still believed
+// when the host starved the emulator enough to explain it (a vCPU that
+// cannot run loses SysTick interrupts: measured 0.5× with stress-ng and
+// other jobs on 2 cores): its host-time deficit is at most twice the
+// emulator's measured run-queue delay. A fast one never is.
+func (c *Capture) ClockTrusted() (bool, string) {
+	tc := c.TargetClock
+	ok, why := tc.Trusted()
+	if ok || tc == nil || len(tc.Samples) < 2 || tc.Rate() > MaxRate {
+		return ok, why
+	}
+	first, last := tc.Samples[0], tc.Samples[len(tc.Samples)-1]
+	deficit := (last.Host - first.Host) - (last.Target - first.Target)
+	var wait time.Duration
+	for _, s := range c.Stalls {
+		if s.At > first.Host && s.At <= last.Host {
+			wait += s.Emulator
+		}
+	}
+	if deficit <= 2*wait {
+		return true, ""
+	}
+	return false, fmt.Sprintf("%s, and the emulator's %s of run-queue delay does not explain its %s deficit", why, round(wait), round(deficit))
+}
+
+// Uncertainty is how far an interpolated target time at host time t can
+// be off: the target-time step between the two samples around it (0 on a
+// sample).
+func (tc *TargetClock) Uncertainty(t time.Duration) time.Duration {
+	s := tc.Samples
+	i := sort.Search(len(s), func(i int) bool { return s[i].Host >= t })
+	if i == 0 || i == len(s) || s[i].Host == t {
+		return 0
+	}
+	return s[i].Target - s[i-1].Target
+}
+
+// Stall is what the host took from the run in one sampling period ending at
+// At (see harness/hostload): Emulator is the emulator's run-queue delay,
+// Harness how late the harness's own timers fired.
+type Stall struct {
+	At       time.Duration `json:"at"`
+	Emulator time.Duration `json:"emulator_ns"`
+	Harness  time.Duration `json:"harness_ns"`
+}
+
+// TimeBase names the clock the timing checks judged on.
+func (c *Capture) TimeBase() string {
+	if c.judgedOn != "" {
+		return c.judgedOn
+	}
+	if ok, _ := c.ClockTrusted(); ok {
+		return c.TargetClock.Name
+	}
+	return "host"
+}
+
+// inTargetTime returns a copy of the capture with every time mapped onto
+// the target's clock, or the capture itself (judged on host time) when it
+// has no trusted target clock.
+func (c *Capture) inTargetTime() *Capture {
+	if ok, _ := c.ClockTrusted(); !ok {
+		return c
+	}
+	tc := c.TargetClock
+	v := *c
+	v.judgedOn = tc.Name
+	v.host = c
+	v.Events = append([]broker.Event(nil), c.Events...)
+	for i := range v.Events {
+		v.Events[i].Mono = tc.At(v.Events[i].Mono)
+	}
+	v.Link = append([]LinkEvent(nil), c.Link...)
+	for i := range v.Link {
+		v.Link[i].At = tc.At(v.Link[i].At)
+	}
+	v.Actions = append([]Action(nil), c.Actions...)
+	for i := range v.Actions {
+		v.Actions[i].At = tc.At(v.Actions[i].At)
+	}
+	v.Stalls = append([]Stall(nil), c.Stalls...)
+	for i := range v.Stalls {
+		v.Stalls[i].At = tc.At(v.Stalls[i].At)
+	}
+	v.End = tc.At(c.End)
+	v.placeByStamps()
+	return &v
+}
+
+// placeByStamps moves each report of a target-time view to its firmware
+// stamp. Stamps restart with the firmware, and a connection never outlives
+// a boot, so each connection's stamps get one offset onto the target clock
+// (the median of interpolated minus stamped time): differences between its
+// reports are then the firmware's exactly. A connection whose stamps run
+// outside MinRate..MaxRate of the interpolated clock keeps interpolation:
+// the firmware's counter is not believed over the emulator's clock.
+func (v *Capture) placeByStamps() {
+	if len(v.ReportStamps) == 0 {
+		return
+	}
+	byConn := map[string][]int{}
+	for i, ev := range v.Events {
+		if ev.Kind != broker.EventReport || ev.Result == nil || !ev.Result.HeaderParsed {
+			continue
+		}
+		if _, ok := v.ReportStamps[ev.Result.ReportID]; ok {
+			byConn[ev.ConnID] = append(byConn[ev.ConnID], i)
+		}
+	}
+	v.stamped = map[uint64]bool{}
+	for _, idx := range byConn {
+		offs := make([]time.Duration, len(idx))
+		for k, i := range idx {
+			offs[k] = v.Events[i].Mono - v.ReportStamps[v.Events[i].Result.ReportID]
+		}
+		if n := len(idx); n >= 2 {
+			first, last := v.Events[idx[0]], v.Events[idx[n-1]]
+			span := last.Mono - first.Mono
+			stampSpan := v.ReportStamps[last.Result.ReportID] - v.ReportStamps[first.Result.ReportID]
+			if span > 0 {
+				if r := float64(stampSpan) / float64(span); r < MinRate || r > MaxRate {
+					continue
+				}
+			}
+		}
+		sorted := append([]time.Duration(nil), offs...)
+		sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
+		off := sorted[len(sorted)/2]
+		for _, i := range idx {
+			v.Events[i].Mono = v.keepOrder(v.host.Events[i].Mono, v.ReportStamps[v.Events[i].Result.ReportID]+off)
+			v.stamped[v.Events[i].Seq] = true
+		}
+	}
+}
+
+// hostAt maps a time of a target-time view back to the capture's host
+// clock (the identity on a host-time capture).
+func (c *Capture) hostAt(t time.Duration) time.Duration {
+	if c.host == nil {
+		return t
+	}
+	s := c.TargetClock.Samples
+	i := sort.Search(len(s), func(i int) bool { return s[i].Target >= t })
+	switch {
+	case i == 0:
+		return s[0].Host - (s[0].Target - t)
+	case i == len(s):
+		return s[i-1].Host + (t - s[i-1].Target)
+	}
+	a, b := s[i-1], s[i]
+	if b.Target == a.Target {
+		return a.Host
+	}
+	return a.Host + time.Duration(float64(b.Host-a.Host)*float64(t-a.Target)/float64(b.Target-a.Target))
+}
+
+// stallIn sums what the host took in the window (a, b] of the capture's
+// (possibly target-time) clock: on host time the emulator's run-queue delay
+// stretches the window itself; on the target's clock only the harness's
+// lateness (its answers coming late) and the clock's sampling step can move
+// an event.
+func (c *Capture) stallIn(a, b time.Duration) (time.Duration, string) {
+	var emu, late time.Duration
+	for _, s := range c.Stalls {
+		if s.At <= a || s.At > b+DefaultStallSample {
+			continue
+		}
+		emu += s.Emulator
+		if s.Harness > late {
+			late = s.Harness
+		}
+	}
+	if c.host != nil {
+		var unc time.Duration
+		for _, t := range []time.Duration{a, b} {
+			if !c.stampedAt(t) {
+				unc += c.TargetClock.Uncertainty(c.hostAt(t))
+			}
+		}
+		if r := c.TargetClock.Rate(); c.TargetClock.Compressed && r > 1 {
+			// Compressed: the target runs on while the harness is late, so a
+			// late answer costs the firmware that much more virtual time;
+			// stepped, at most one slice.
+			late = time.Duration(float64(late) * r)
+			if sl := c.TargetClock.StepSlice; sl > 0 && late > sl {
+				late = sl
+			}
+		}
+		return 2*late + unc, fmt.Sprintf("harness timers up to %s late (on the target clock), target clock interpolated to within %s", round(late), round(unc))
+	}
+	return emu + 2*late, fmt.Sprintf("emulator waited %s for a CPU, harness timers up to %s late", round(emu), round(late))
+}
+
+// keepOrder clamps t, the target time of something the host saw at host,
+// between the harness actions around it: the harness acted on what it had
+// seen (a phase ends after its last report), and moving a report to its
+// stamp must not put it on the other side of such an action.
+func (v *Capture) keepOrder(host, t time.Duration) time.Duration {
+	lo, hi := time.Duration(-1<<63), time.Duration(1<<63-1)
+	for i, a := range v.host.Actions {
+		switch at := v.Actions[i].At; {
+		case a.At <= host && at > lo:
+			lo = at
+		case a.At > host && at < hi:
+			hi = at
+		}
+	}
+	if t < lo {
+		return lo
+	}
+	if t >= hi {
+		return hi - 1
+	}
+	return t
+}
+
+// stampedAt reports whether a report placed by its firmware stamp sits at
+// t (its time is exact: no interpolation error).
+func (c *Capture) stampedAt(t time.Duration) bool {
+	for _, ev := range c.Events {
+		if ev.Mono == t && c.stamped[ev.Seq] {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultStallSample is the stall sampling period (hostload's): a window
+// also takes the sample that covers its end.
+const DefaultStallSample = 100 * time.Millisecond

@@ -5,43 +5,56 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ddhil/ddhil/harness/judge/verdict"
 )
 
-// Severity says whether a failing check fails the verdict (fail) or only
-// warns (warn).
-type Severity string
+// The judging vocabulary is package verdict's; these names re-export it so
+// that code using the catalogue needs one import. They are the same types,
+// not copies: no conversion is ever needed between them.
+type (
+	Severity = verdict.Severity
+	Status   = verdict.Status
+)
 
 const (
-	SeverityFail Severity = "fail"
-	SeverityWarn Severity = "warn"
+	SeverityFail = verdict.SeverityFail
+	SeverityWarn = verdict.SeverityWarn
+
+	StatusPass  = verdict.StatusPass
+	StatusFail  = verdict.StatusFail
+	StatusWarn  = verdict.StatusWarn
+	StatusError = verdict.StatusError
+	StatusSkip  = verdict.StatusSkip
 )
 
-// Status is a check's outcome on one capture.
-type Status string
-
-const (
-	StatusPass  Status = "pass"
-	StatusFail  Status = "fail"
-	StatusWarn  Status = "warn"
-	StatusError Status = "error"
-	StatusSkip  Status = "skip"
-)
-
-// Finding is one violation with its evidence.
+// Finding is one violation with its evidence. Expected and Observed say,
+// in a few words each, what the rule wanted and what the device did, so a
+// reviewer can sign the finding without reading the evidence map.
 type Finding struct {
 	Message  string         `json:"message"`
 	ReportID *uint64        `json:"report_id,omitempty"`
 	At       time.Duration  `json:"at"`
+	Expected string         `json:"expected,omitempty"`
+	Observed string         `json:"observed,omitempty"`
 	Evidence map[string]any `json:"evidence,omitempty"`
 }
 
 // Outcome is what a check function returns: every violation (not the
 // first), or a reason why the check does not apply to this capture.
+// Measured summarises in one line what the check looked at and found
+// (intervals and their median, reports judged, totals compared), for
+// passing checks as much as failing ones: a pass must say what it rests on.
 type Outcome struct {
 	Findings   []Finding
 	SkipReason string
 	// Notes say how a check judged (e.g. which fields it matched on).
-	Notes []string
+	Notes    []string
+	Measured string
+	// Inconclusive, with no findings, says the check could not judge because
+	// the host stalled the run more than its tolerance absorbs: a lab
+	// problem (status error), never the firmware's failure.
+	Inconclusive string
 }
 
 // Check is one entry of the catalogue. IDs are stable once published.
@@ -59,16 +72,8 @@ type Check struct {
 	Run      func(c *Capture) Outcome
 }
 
-// Category is the letter group of the ID: S, P, T, I, A, R or X.
-func (c Check) Category() string {
-	name := map[byte]string{'S': "schema", 'P': "protocol", 'T': "timing", 'I': "identity", 'A': "accuracy", 'R': "resilience", 'X': "security"}
-	if len(c.ID) > 3 {
-		if n, ok := name[c.ID[3]]; ok {
-			return n
-		}
-	}
-	return "other"
-}
+// Category is the catalogue section the ID names.
+func (c Check) Category() verdict.Category { return verdict.CategoryOf(c.ID) }
 
 // Result is a check's outcome on one capture.
 type Result struct {
@@ -76,6 +81,7 @@ type Result struct {
 	Status     Status
 	Findings   []Finding
 	SkipReason string
+	Measured   string // Outcome.Measured
 	Error      string
 	Notes      []string
 }
@@ -138,19 +144,24 @@ func evaluateOne(c *Capture, ch Check) (res Result) {
 			res.Error = fmt.Sprintf("check panicked: %v", p)
 		}
 	}()
-	o := ch.Run(c)
+	judged := c
+	if onTargetClock[ch.ID] {
+		judged = c.inTargetTime()
+	}
+	o := ch.Run(judged)
+	if onTargetClock[ch.ID] {
+		stampClocks(judged, o.Findings)
+	}
 	res.Findings = o.Findings
 	res.Notes = o.Notes
-	switch {
-	case len(o.Findings) > 0 && ch.Severity == SeverityWarn:
-		res.Status = StatusWarn
-	case len(o.Findings) > 0:
-		res.Status = StatusFail
-	case o.SkipReason != "":
-		res.Status = StatusSkip
+	res.Measured = o.Measured
+	res.Status = verdict.Of(ch.Severity, len(o.Findings), o.SkipReason)
+	if len(o.Findings) == 0 && o.Inconclusive != "" {
+		res.Status = StatusError
+		res.Error = "inconclusive (lab problem, not a firmware failure): " + o.Inconclusive
+	}
+	if res.Status == StatusSkip {
 		res.SkipReason = o.SkipReason
-	default:
-		res.Status = StatusPass
 	}
 	return res
 }
@@ -158,6 +169,13 @@ func evaluateOne(c *Capture, ch Check) (res Result) {
 // skip is shorthand for a not-applicable outcome.
 func skip(format string, args ...any) Outcome {
 	return Outcome{SkipReason: fmt.Sprintf(format, args...)}
+}
+
+// expecting returns f with what the rule expected and what the device did,
+// each in a few words ("≤ 5s", "7.2s").
+func (f Finding) expecting(expected, observed string) Finding {
+	f.Expected, f.Observed = expected, observed
+	return f
 }
 
 // finding builds a Finding tied to a report (nil view for none).

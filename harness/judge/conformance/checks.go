@@ -27,7 +27,7 @@ var catalogue = []Check{
 		Citation: citeSpec + " (constraints column); protocol note 2.2", ProvenBy: "port-zero", Run: rejectedUnder("DD-S05")},
 	{ID: "DD-S06", Title: "Custom metrics are one-element arrays of a known kind", Severity: SeverityFail,
 		Citation: citeCustom + "; " + citeTrouble + " (number not in an array is rejected)", ProvenBy: "cmet-bare", Run: rejectedUnder("DD-S06")},
-	{ID: "DD-S07", Title: "Lint: one key style, no look-alike keys, totals cover their lists, values AWS would keep", Severity: SeverityWarn,
+	{ID: "DD-S07", Title: "Lint: one key style, no look-alike keys, totals cover their lists, no null fields, values AWS would keep", Severity: SeverityWarn,
 		Citation: "protocol note 2.2, 5, 8 (mistakes seen in the wild)", ProvenBy: "camelcase", Run: checkLint},
 	{ID: "DD-S08", Title: "Reports stay within AWS IoT Core's 128 KB payload limit", Severity: SeverityFail,
 		Citation: citeMQTT + " (128 KB); " + citeLifecycle + " (CLIENT_ERROR)", ProvenBy: "oversize", Run: checkSize},
@@ -63,4 +63,6 @@ var catalogue = []Check{
 		Citation: citeSecurity, ProvenBy: "no firmware fault (the reference agent has no TLS): a real mutual-TLS client with an RSA-1024 certificate (harness/judge/conformance/tls_test.go)", Run: checkTLS},
 	{ID: "DD-X02", Title: "Stays within its own thing's topics", Severity: SeverityFail,
 		Citation: citePolicy, ProvenBy: "wrong-thing", Run: checkOwnTopics},
+	{ID: "DD-D01", Title: "No behaviour alarms during normal operation", Severity: SeverityFail,
+		Citation: citeDetect, ProvenBy: "dd-extra-out, dd-listen, dd-bad-topic (each with fixtures/security-profiles/<fault>.json)", Run: checkDetect},
 }

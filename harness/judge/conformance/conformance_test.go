@@ -17,8 +17,24 @@ func statuses(t *testing.T, c *Capture) (map[string]Status, []Result) {
 	for _, r := range res {
 		out[r.Check.ID] = r.Status
 		require.Empty(t, r.Error, "%s errored", r.Check.ID)
+		requireEvidence(t, r)
 	}
 	return out, res
+}
+
+// requireEvidence fails unless a judged check says what it measured and
+// each finding says what was expected and what was observed: every capture
+// the tests evaluate goes through it, so a check or finding constructor
+// that forgets its evidence fails here.
+func requireEvidence(t *testing.T, r Result) {
+	t.Helper()
+	if r.Status != StatusSkip && r.Status != StatusError {
+		require.NotEmpty(t, r.Measured, "%s (%s) does not say what it measured", r.Check.ID, r.Status)
+	}
+	for i, f := range r.Findings {
+		require.NotEmpty(t, f.Expected, "%s finding %d has no expected value: %s", r.Check.ID, i, f.Message)
+		require.NotEmpty(t, f.Observed, "%s finding %d has no observed value: %s", r.Check.ID, i, f.Message)
+	}
 }
 
 func red(st map[string]Status) []string {

@@ -53,6 +53,16 @@ var Proofs = []Proof{
 		MayFail: map[string]string{"DD-T01": "nothing follows the last connection"}},
 	{Fault: "retry-storm", Fails: []string{"DD-R02"},
 		MayFail: map[string]string{"DD-I01": "retries may reuse the rejected id"}},
+	// The dd-* faults run with fixtures/security-profiles/<fault>.json
+	// (dd-bad-topic under the strict broker policy, which refuses it).
+	{Fault: "dd-extra-out", Fails: []string{"DD-D01"}},
+	{Fault: "dd-listen", Fails: []string{"DD-D01"},
+		MayFail: map[string]string{"DD-A04": "port 2323 is not in the expected listening set either"}},
+	{Fault: "dd-bad-topic", Fails: []string{"DD-D01"},
+		MayFail: map[string]string{
+			"DD-X02": "the refused publish is on another thing's topic",
+			"DD-T03": "the strict policy closes the connection; the first report after the reconnect comes within the same cycle",
+		}},
 }
 
 // ProofFor returns the proof of a fault.

@@ -48,12 +48,18 @@ func checkSubscribeFirst(c *Capture) Outcome {
 				for _, s := range subs[ev.ConnID] {
 					have = append(have, s.Topic)
 				}
+				observed := "no subscription yet"
+				if len(have) > 0 {
+					observed = "subscribed only to " + strings.Join(have, ", ")
+				}
 				out.Findings = append(out.Findings, finding(r,
 					"first report on this connection was published before subscribing to "+strings.Join(missing, " and "),
-					map[string]any{"missing": missing, "subscribed": have, "conn_id": ev.ConnID}))
+					map[string]any{"missing": missing, "subscribed": have, "conn_id": ev.ConnID}).
+					expecting("subscribed to its accepted and rejected topics first", observed))
 			}
 		}
 	}
+	out.Measured = fmt.Sprintf("subscriptions before the first report checked on %s", plural(len(firstReport), "connection"))
 	return out
 }
 
@@ -89,27 +95,34 @@ func filterMatches(filter, topic string) bool {
 func checkQoSRetain(c *Capture) Outcome {
 	var out Outcome
 	n := 0
+	qos := map[byte]int{}
+	retained := 0
 	for _, ev := range c.Events {
 		if ev.Kind == broker.EventPolicy && (strings.Contains(ev.Reason, "retain") || strings.Contains(ev.Reason, "qos")) {
 			out.Findings = append(out.Findings, Finding{At: ev.Mono, Message: "broker refused a publish: " + ev.Reason,
-				Evidence: map[string]any{"topic": ev.Topic, "qos": ev.QoS, "retain": ev.Retain}})
+				Evidence: map[string]any{"topic": ev.Topic, "qos": ev.QoS, "retain": ev.Retain}}.
+				expecting("QoS 0 or 1 without RETAIN", fmt.Sprintf("QoS %d, retain %t", ev.QoS, ev.Retain)))
 		}
 		if ev.Kind != broker.EventPublish || !strings.HasPrefix(ev.Topic, "$aws/") {
 			continue
 		}
 		n++
+		qos[ev.QoS]++
 		if ev.QoS > 1 {
 			out.Findings = append(out.Findings, Finding{At: ev.Mono, Message: fmt.Sprintf("publish to %s with QoS %d; AWS IoT Core supports QoS 0 and 1 only", ev.Topic, ev.QoS),
-				Evidence: map[string]any{"topic": ev.Topic, "qos": ev.QoS}})
+				Evidence: map[string]any{"topic": ev.Topic, "qos": ev.QoS}}.expecting("QoS 0 or 1", fmt.Sprintf("QoS %d", ev.QoS)))
 		}
 		if ev.Retain {
+			retained++
 			out.Findings = append(out.Findings, Finding{At: ev.Mono, Message: "retained publish to reserved topic " + ev.Topic,
-				Evidence: map[string]any{"topic": ev.Topic, "retain": true}})
+				Evidence: map[string]any{"topic": ev.Topic, "retain": true}}.expecting("RETAIN off", "RETAIN on"))
 		}
 	}
 	if n == 0 && len(out.Findings) == 0 {
 		return skip("no publish to a reserved topic")
 	}
+	out.Measured = fmt.Sprintf("%d publishes to $aws/ topics: QoS 0 ×%d, QoS 1 ×%d, QoS 2 ×%d; %d retained",
+		n, qos[0], qos[1], qos[2], retained)
 	return out
 }
 
@@ -121,49 +134,19 @@ func checkClientID(c *Capture) Outcome {
 		}
 		return []Finding{finding(r,
 			fmt.Sprintf("client ID %q differs from the thing name %q in the topic", r.Event.ClientID, r.Thing),
-			map[string]any{"client_id": r.Event.ClientID, "thing": r.Thing})}
+			map[string]any{"client_id": r.Event.ClientID, "thing": r.Thing}).
+			expecting(fmt.Sprintf("client ID %q", r.Thing), fmt.Sprintf("client ID %q", r.Event.ClientID))}
+	}, func(n int) string {
+		var ids []string
+		seen := map[string]bool{}
+		for _, r := range c.Reports() {
+			if id := fmt.Sprintf("%q", r.Event.ClientID); !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+		return fmt.Sprintf("%s from client ID %s (thing %q)", plural(n, "report"), strings.Join(ids, ", "), c.Thing)
 	})
-}
-
-// ---- timing ----
-
-// checkFirstReport: after every MQTT connection that stays up long enough,
-// the first report arrives within the bound.
-func checkFirstReport(c *Capture) Outcome {
-	bound := c.Expect.FirstReportBound
-	conns := c.Connects()
-	if len(conns) == 0 {
-		return skip("the device never connected")
-	}
-	reports := c.Reports()
-	var out Outcome
-	for _, conn := range conns {
-		end := c.End
-		for _, ev := range c.Events {
-			if ev.Kind == broker.EventDisconnect && ev.ConnID == conn.ConnID && ev.Mono >= conn.Mono {
-				end = ev.Mono
-				break
-			}
-		}
-		var first *ReportView
-		for i := range reports {
-			if reports[i].Event.ConnID == conn.ConnID {
-				first = &reports[i]
-				break
-			}
-		}
-		switch {
-		case first != nil && first.At()-conn.Mono > bound:
-			out.Findings = append(out.Findings, finding(first,
-				fmt.Sprintf("first report %s after the connection; bound %s", round(first.At()-conn.Mono), bound),
-				map[string]any{"connected_at": conn.Mono.String(), "first_report_at": first.At().String(), "bound": bound.String()}))
-		case first == nil && end-conn.Mono > bound:
-			out.Findings = append(out.Findings, Finding{At: conn.Mono,
-				Message:  fmt.Sprintf("no report within %s of the connection (connection lasted %s)", bound, round(end-conn.Mono)),
-				Evidence: map[string]any{"connected_at": conn.Mono.String(), "bound": bound.String(), "conn_id": conn.ConnID}})
-		}
-	}
-	return out
 }
 
 func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }

@@ -28,6 +28,7 @@ func checkReconnect(c *Capture) Outcome {
 	}
 	var out Outcome
 	judged := 0
+	var took []string
 	for _, k := range restarts {
 		what := map[string]string{ActionKick: "the broker dropped the link", ActionReset: "the reset"}[k.Kind]
 		var conn *broker.Event
@@ -43,14 +44,22 @@ func checkReconnect(c *Capture) Outcome {
 		limit := k.At + c.Expect.ReconnectBound
 		if conn == nil || conn.Mono > limit {
 			if c.End < limit && conn == nil {
+				took = append(took, k.Kind+": run ended first")
 				continue // the run ended before the bound: nothing to judge
 			}
 			judged++
+			observed := "no reconnect before the run ended"
+			if conn != nil {
+				observed = "reconnected after " + round(conn.Mono-k.At).String()
+			}
+			took = append(took, k.Kind+": "+observed)
 			out.Findings = append(out.Findings, Finding{At: k.At, Message: fmt.Sprintf("no reconnect within %s after %s", c.Expect.ReconnectBound, what),
-				Evidence: map[string]any{"action": k.Kind, "at": k.At.String(), "bound": c.Expect.ReconnectBound.String()}})
+				Evidence: map[string]any{"action": k.Kind, "at": k.At.String(), "bound": c.Expect.ReconnectBound.String()}}.
+				expecting("reconnect within "+c.Expect.ReconnectBound.String(), observed))
 			continue
 		}
 		judged++
+		took = append(took, fmt.Sprintf("%s: %s", k.Kind, round(conn.Mono-k.At)))
 		resumed := false
 		for _, r := range c.Reports() {
 			if r.Event.ConnID == conn.ConnID {
@@ -60,13 +69,15 @@ func checkReconnect(c *Capture) Outcome {
 		}
 		if !resumed && c.End-conn.Mono > c.Expect.FirstReportBound {
 			out.Findings = append(out.Findings, Finding{At: conn.Mono, Message: fmt.Sprintf("reconnected after %s but sent no report within %s", what, c.Expect.FirstReportBound),
-				Evidence: map[string]any{"action": k.Kind, "reconnected_at": conn.Mono.String(), "reconnect_after": round(conn.Mono - k.At).String()}})
+				Evidence: map[string]any{"action": k.Kind, "reconnected_at": conn.Mono.String(), "reconnect_after": round(conn.Mono - k.At).String()}}.
+				expecting("a report within "+c.Expect.FirstReportBound.String()+" of reconnecting", "none in "+round(c.End-conn.Mono).String()))
 		}
 	}
 	if judged == 0 {
 		// Not a pass: nothing was seen to reconnect.
 		return skip("the run ended within the reconnect bound (%s) of every drop and reset, with no reconnect seen", c.Expect.ReconnectBound)
 	}
+	out.Measured = fmt.Sprintf("reconnect after %s (bound %s)", strings.Join(took, ", "), c.Expect.ReconnectBound)
 	return out
 }
 
@@ -76,7 +87,7 @@ func checkBackoff(c *Capture) Outcome {
 	reports := c.Reports()
 	period := c.Expect.TestPeriod
 	var out Outcome
-	judged := 0
+	judged, rejections, drops := 0, 0, 0
 	for i := range reports {
 		r := &reports[i]
 		if r.Thing != c.Thing {
@@ -84,6 +95,7 @@ func checkBackoff(c *Capture) Outcome {
 		}
 		if r.Response != nil && r.Response.Response != nil && r.Response.Response.Status == defender.StatusRejected {
 			judged++
+			rejections++
 			t := r.Response.Mono
 			var storm []string
 			for j := i + 1; j < len(reports); j++ {
@@ -101,7 +113,8 @@ func checkBackoff(c *Capture) Outcome {
 			resume := t + 4*period + c.Expect.FirstReportBound
 			if c.End > resume && !c.restartBetween(r.At(), resume) && !c.reportBetween(t, resume) {
 				out.Findings = append(out.Findings, finding(r,
-					fmt.Sprintf("no report within %s after a rejection: the device stopped reporting", round(resume-t)), nil))
+					fmt.Sprintf("no report within %s after a rejection: the device stopped reporting", round(resume-t)), nil).
+					expecting("a report within "+round(resume-t).String(), "none"))
 			}
 			if len(storm) > 0 {
 				code := ""
@@ -110,11 +123,13 @@ func checkBackoff(c *Capture) Outcome {
 				}
 				out.Findings = append(out.Findings, finding(r,
 					fmt.Sprintf("%d report(s) within %s of a %s rejection (after %s): the device retries instead of backing off", len(storm), period/2, code, strings.Join(storm, ", ")),
-					map[string]any{"code": code, "retries_after": storm}))
+					map[string]any{"code": code, "retries_after": storm}).
+					expecting(fmt.Sprintf("no report within %s", period/2), fmt.Sprintf("%d after %s", len(storm), strings.Join(storm, ", "))))
 			}
 		}
 		if r.Response == nil && c.responseDropped(r) {
 			judged++
+			drops++
 			deadline := r.At() + 3*period
 			next := false
 			for j := i + 1; j < len(reports); j++ {
@@ -124,13 +139,15 @@ func checkBackoff(c *Capture) Outcome {
 			}
 			if !next && !c.restartBetween(r.At(), deadline) && c.End > deadline {
 				out.Findings = append(out.Findings, finding(r,
-					fmt.Sprintf("no report within %s after a report that got no response: the device stopped reporting", 3*period), nil))
+					fmt.Sprintf("no report within %s after a report that got no response: the device stopped reporting", 3*period), nil).
+					expecting("a report within "+(3*period).String(), "none"))
 			}
 		}
 	}
 	if judged == 0 {
 		return skip("no rejection and no dropped response in this run")
 	}
+	out.Measured = fmt.Sprintf("behaviour after %s and %s judged", plural(rejections, "rejection"), plural(drops, "dropped response"))
 	return out
 }
 

@@ -18,26 +18,32 @@ func checkTopic(c *Capture) Outcome {
 		if r.Thing != c.Thing {
 			out = append(out, finding(r,
 				fmt.Sprintf("report published for thing %q, but the device is %q", r.Thing, c.Thing),
-				map[string]any{"topic": r.Event.Topic, "expected_thing": c.Thing}))
+				map[string]any{"topic": r.Event.Topic, "expected_thing": c.Thing}).
+				expecting(fmt.Sprintf("thing %q in the topic", c.Thing), fmt.Sprintf("thing %q (%s)", r.Thing, r.Event.Topic)))
 		}
 		got := sniffFormat(r.Event.Payload)
 		if got != "" && got != r.Kind.Format() {
 			out = append(out, finding(r,
 				fmt.Sprintf("payload looks like %s but was published on the %s topic", got, r.Kind.Format()),
-				map[string]any{"topic": r.Event.Topic, "payload_excerpt": excerpt(r.Event.Payload)}))
+				map[string]any{"topic": r.Event.Topic, "payload_excerpt": excerpt(r.Event.Payload)}).
+				expecting(fmt.Sprintf("a %s payload on the %s topic", r.Kind.Format(), r.Kind.Format()), fmt.Sprintf("a %s payload", got)))
 		}
 		if c.Format != "" && r.Kind.Format() != c.Format {
 			out = append(out, finding(r,
 				fmt.Sprintf("report sent as %s, the device was provisioned for %s", r.Kind.Format(), c.Format),
-				map[string]any{"topic": r.Event.Topic}))
+				map[string]any{"topic": r.Event.Topic}).
+				expecting(string(c.Format)+" (provisioned)", string(r.Kind.Format())))
 		}
 		return out
+	}, func(n int) string {
+		return fmt.Sprintf("%s: topics %s", plural(n, "report"), strings.Join(c.topicsSeen(), ", "))
 	})
 }
 
 // perReport runs f on every report and gathers its findings; a capture
-// without reports is not applicable.
-func perReport(c *Capture, f func(r *ReportView) []Finding) Outcome {
+// without reports is not applicable. measured summarises what was judged,
+// given the number of reports.
+func perReport(c *Capture, f func(r *ReportView) []Finding, measured func(n int) string) Outcome {
 	reports := c.Reports()
 	if len(reports) == 0 {
 		return skip("no report was published")
@@ -46,7 +52,51 @@ func perReport(c *Capture, f func(r *ReportView) []Finding) Outcome {
 	for i := range reports {
 		out.Findings = append(out.Findings, f(&reports[i])...)
 	}
+	out.Measured = measured(len(reports))
 	return out
+}
+
+// topicsSeen lists the distinct topics reports arrived on, in order.
+func (c *Capture) topicsSeen() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range c.Reports() {
+		if !seen[r.Event.Topic] {
+			seen[r.Event.Topic] = true
+			out = append(out, r.Event.Topic)
+		}
+	}
+	return out
+}
+
+// verdictCounts counts the reports the validator accepted, rejected as
+// InvalidPayload (under says how many of those belong to check id), and
+// those rejected otherwise (a rejection the run injected, such as
+// Throttled).
+func (c *Capture) verdictCounts(id string) (accepted, invalid, under, other int) {
+	for _, r := range c.Reports() {
+		res := r.Result()
+		switch {
+		case res.Accepted():
+			accepted++
+		case res.Problem != nil && res.Problem.Code == defender.CodeInvalidPayload:
+			invalid++
+			if problemCheck(res.Problem) == id {
+				under++
+			}
+		default:
+			other++
+		}
+	}
+	return accepted, invalid, under, other
+}
+
+// plural is "1 report", "3 reports".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // sniffFormat guesses a payload's encoding from its first byte: JSON
@@ -131,7 +181,15 @@ func rejectedUnder(id string) func(c *Capture) Outcome {
 			return []Finding{finding(r,
 				fmt.Sprintf("rejected %s at %s: %s", res.Problem.Code, orRoot(res.Problem.Path), res.Problem.Reason),
 				map[string]any{"code": res.Problem.Code, "path": res.Problem.Path, "reason": res.Problem.Reason,
-					"payload_excerpt": excerpt(r.Event.Payload)})}
+					"payload_excerpt": excerpt(r.Event.Payload)}).
+				expecting("a payload AWS accepts at "+orRoot(res.Problem.Path), res.Problem.Code+": "+res.Problem.Reason)}
+		}, func(n int) string {
+			acc, inv, under, other := c.verdictCounts(id)
+			m := fmt.Sprintf("%s validated as AWS would: %d accepted, %d InvalidPayload (%d of them under %s)", plural(n, "report"), acc, inv, under, id)
+			if other > 0 {
+				m += fmt.Sprintf(", %d rejected by the run's own injection", other)
+			}
+			return m
 		})
 	}
 }
@@ -140,33 +198,44 @@ func checkLint(c *Capture) Outcome {
 	return perReport(c, func(r *ReportView) (out []Finding) {
 		for _, l := range r.Result().Lint {
 			out = append(out, finding(r, fmt.Sprintf("%s at %s: %s", l.Rule, orRoot(l.Path), l.Message),
-				map[string]any{"rule": l.Rule, "path": l.Path}))
+				map[string]any{"rule": l.Rule, "path": l.Path}).
+				expecting("nothing for lint rule "+l.Rule+" to flag", l.Message))
 		}
 		return out
+	}, func(n int) string {
+		lint := 0
+		for _, r := range c.Reports() {
+			lint += len(r.Result().Lint)
+		}
+		return fmt.Sprintf("%s linted: %s", plural(n, "report"), plural(lint, "lint finding"))
 	})
 }
 
 func checkSize(c *Capture) Outcome {
 	var out Outcome
-	seen := 0
+	seen, largest := 0, 0
 	for _, ev := range c.Events {
 		switch {
 		case ev.Kind == broker.EventPolicy && strings.Contains(strings.ToLower(ev.Reason), "oversize"):
 			out.Findings = append(out.Findings, Finding{At: ev.Mono,
 				Message:  "publish over AWS IoT Core's 128 KB payload limit; the broker disconnected the client as AWS does",
-				Evidence: map[string]any{"reason": ev.Reason, "topic": ev.Topic, "client_id": ev.ClientID}})
+				Evidence: map[string]any{"reason": ev.Reason, "topic": ev.Topic, "client_id": ev.ClientID}}.
+				expecting(fmt.Sprintf("≤ %d bytes", defender.MaxPayload), "refused by the broker: "+ev.Reason))
 		case ev.Kind == broker.EventReport:
 			seen++
+			largest = max(largest, len(ev.Payload))
 			if len(ev.Payload) > defender.MaxPayload {
 				out.Findings = append(out.Findings, Finding{At: ev.Mono,
 					Message:  fmt.Sprintf("report of %d bytes exceeds 128 KB", len(ev.Payload)),
-					Evidence: map[string]any{"bytes": len(ev.Payload), "limit": defender.MaxPayload}})
+					Evidence: map[string]any{"bytes": len(ev.Payload), "limit": defender.MaxPayload}}.
+					expecting(fmt.Sprintf("≤ %d bytes", defender.MaxPayload), fmt.Sprintf("%d bytes", len(ev.Payload))))
 			}
 		}
 	}
 	if seen == 0 && len(out.Findings) == 0 {
 		return skip("no report was published")
 	}
+	out.Measured = fmt.Sprintf("%s received, largest %d bytes (limit %d)", plural(seen, "report"), largest, defender.MaxPayload)
 	return out
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ddhil/ddhil/broker"
@@ -71,6 +72,11 @@ func TestTLSCheckFailsOnWeakClientCert(t *testing.T) {
 			check, _ := conformance.Lookup("DD-X01")
 			res := conformance.Evaluate(capture, []conformance.Check{check})
 			require.Equal(t, tc.want, res[0].Status, "%+v", res[0].Findings)
+			assert.Contains(t, res[0].Measured, "mutual-TLS connection", "DD-X01 says what it saw")
+			for _, f := range res[0].Findings {
+				assert.NotEmpty(t, f.Expected, f.Message)
+				assert.NotEmpty(t, f.Observed, f.Message)
+			}
 		})
 	}
 }

@@ -87,8 +87,8 @@ func finalResult(a string) string {
 }
 
 // Diagnose says, from a module's events, where the firmware's network
-// bring-up stopped: the last command the module refused (with when and
-// why) and the furthest stage reached, e.g. "module refused
+// bring-up stopped: the last command the module refused (with when it
+// first refused it, how often, and why) and the furthest stage reached, e.g. "module refused
 // AT+CWDHCP=1,1 at 1.8 s (unsupported); Wi-Fi never joined". It is meant
 // for runs that never reached MQTT; it returns "" when the module carried
 // application traffic (a send that got SEND OK, or a module MQTT publish),
@@ -100,6 +100,8 @@ func Diagnose(evs []Event) string {
 		booted, cmds, wifi, linked, sent bool
 		refused, busy, last              *Event
 		dialFail                         *Event
+		firstRefusal                     = map[string]time.Duration{}
+		refusals                         = map[string]int{}
 	)
 	for i := range evs {
 		e := &evs[i]
@@ -112,6 +114,10 @@ func Diagnose(evs []Event) string {
 			switch e.Result {
 			case "ERROR", "FAIL", "SEND FAIL", "+MQTTPUB:FAIL":
 				refused = e
+				if _, seen := firstRefusal[e.Text]; !seen {
+					firstRefusal[e.Text] = e.Mono
+				}
+				refusals[e.Text]++
 			case "busy p...":
 				busy = e
 			}
@@ -137,7 +143,11 @@ func Diagnose(evs []Event) string {
 		if why == "" {
 			why = "no reason recorded"
 		}
-		parts = append(parts, fmt.Sprintf("module refused %s at %s (%s)", refused.Text, secs(refused.Mono), why))
+		when := "at " + secs(firstRefusal[refused.Text])
+		if n := refusals[refused.Text]; n > 1 {
+			when = fmt.Sprintf("%d times from %s", n, secs(firstRefusal[refused.Text]))
+		}
+		parts = append(parts, fmt.Sprintf("module refused %s %s (%s)", refused.Text, when, why))
 	case last != nil && last.Result == "" && last.Reason != "":
 		parts = append(parts, fmt.Sprintf("%s at %s got no final result (%s)", last.Text, secs(last.Mono), last.Reason))
 	case busy != nil:

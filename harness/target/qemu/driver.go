@@ -28,6 +28,7 @@ func init() {
 			{Flag: "console-serial", Key: "console_serial", Usage: "QEMU -serial index of the console UART (default 1 on netduinoplus2, else 0)"},
 			{Flag: "module-serial", Key: "module_serial", Usage: "QEMU -serial index of the Wi-Fi module UART, -1 for none (default 0 on netduinoplus2, else 1)"},
 			{Flag: "qemu-arg", Key: "args", List: true, Usage: "extra QEMU argument (repeatable), e.g. --qemu-arg -icount --qemu-arg shift=6,align=off,sleep=on"},
+			{Flag: "tick-symbol", Key: "tick_symbol", Usage: "firmware's 32-bit ms counter QEMU reads as the target clock (default ticks_lo when the ELF has it; - for none: timing judged on host time)"},
 		},
 		DefaultFirmware: func(s target.Settings) string {
 			return filepath.Join("firmware", "build", "qemu-"+machineOf(s), "ddagent.elf")
@@ -59,7 +60,7 @@ func machineOf(s target.Settings) string {
 
 // configOf turns driver settings into a Config (without firmware and log).
 func configOf(s target.Settings) (Config, error) {
-	cfg := Config{Binary: s.Get("qemu"), Machine: machineOf(s), ExtraArgs: s["qemu-arg"]}
+	cfg := Config{Binary: s.Get("qemu"), Machine: machineOf(s), ExtraArgs: s["qemu-arg"], TickSymbol: s.Get("tick-symbol")}
 	if !slices.Contains(Machines, cfg.Machine) {
 		return cfg, fmt.Errorf("qemu: unknown machine %q (Cortex-M machines of QEMU 7.2: %s)", cfg.Machine, strings.Join(Machines, ", "))
 	}

@@ -51,6 +51,13 @@ type Config struct {
 	Stderr io.Writer
 	// StartTimeout bounds Start when its context has no deadline (default 20 s).
 	StartTimeout time.Duration
+	// TickSymbol names the firmware's 32-bit tick counter (a RAM variable
+	// its SysTick handler increments), read as the target's clock (see
+	// clock.go). Empty: DefaultTickSymbol when the ELF has it; "-": none. A
+	// symbol named here that the ELF lacks is an error.
+	TickSymbol string
+	// TickHz is the counter's rate (default 1000: a millisecond counter).
+	TickHz int
 }
 
 // QEMU is a running (or not yet started) emulator. It implements
@@ -67,6 +74,9 @@ type QEMU struct {
 	serials []net.Conn
 	qmp     *qmpClient
 	closing bool
+
+	tickAddr uint32
+	tickOK   bool
 
 	stderr  *tailBuffer
 	done    chan struct{}
@@ -101,6 +111,12 @@ func New(cfg Config) (*QEMU, error) {
 	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 20 * time.Second
+	}
+	if cfg.TickHz < 0 {
+		return nil, fmt.Errorf("qemu: tick rate %d Hz", cfg.TickHz)
+	}
+	if cfg.TickHz == 0 {
+		cfg.TickHz = 1000
 	}
 	return &QEMU{cfg: cfg, stderr: &tailBuffer{max: 64 * 1024}, done: make(chan struct{})}, nil
 }
@@ -148,6 +164,19 @@ func (q *QEMU) Start(ctx context.Context) (err error) {
 	}
 	if st, err := os.Stat(q.cfg.Firmware); err != nil || st.IsDir() {
 		return harness.LabError(fmt.Errorf("qemu: firmware %q: not a readable file (build it first, e.g. make -C firmware): %v", q.cfg.Firmware, err))
+	}
+	switch q.cfg.TickSymbol {
+	case "-":
+	case "":
+		if addr, err := resolveTick(q.cfg.Firmware, DefaultTickSymbol); err == nil {
+			q.tickAddr, q.tickOK, q.cfg.TickSymbol = addr, true, DefaultTickSymbol
+		}
+	default:
+		addr, err := resolveTick(q.cfg.Firmware, q.cfg.TickSymbol)
+		if err != nil {
+			return err
+		}
+		q.tickAddr, q.tickOK = addr, true
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

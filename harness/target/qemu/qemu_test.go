@@ -17,6 +17,7 @@ import (
 
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/link/console"
+	"github.com/ddhil/ddhil/harness/target"
 )
 
 // testELF is testdata/testfw.c built by TestMain; skipReason says why not.
@@ -289,4 +290,47 @@ func TestClassifyExit(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseXP(t *testing.T) {
+	v, err := parseXP("000000002000017c: 0x000012ab\r\n")
+	require.NoError(t, err)
+	assert.Equal(t, uint32(0x12ab), v)
+	_, err = parseXP("Cannot access memory")
+	assert.Error(t, err)
+}
+
+// The reference firmware's ms counter, read through QMP while it runs,
+// advances with it: the clock the session judges timing on.
+func TestTickCounterClock(t *testing.T) {
+	needQEMU(t)
+	elf, err := filepath.Abs(filepath.Join("..", "..", "..", "firmware", "build", "qemu-netduinoplus2", "ddagent.elf"))
+	require.NoError(t, err)
+	if _, err := os.Stat(elf); err != nil {
+		t.Skip("reference firmware not built (make -C firmware)")
+	}
+	q, err := New(Config{Firmware: elf})
+	require.NoError(t, err)
+	defer q.Close()
+	require.NoError(t, q.Start(ctxT(t)))
+	require.True(t, q.HasClock(), "the reference agent has ticks_lo")
+	clk, ok := target.ClockOf(q)
+	require.True(t, ok)
+	assert.True(t, clk.ClockInfo().FirmwareDerived)
+	first, err := clk.TargetTime(ctxT(t))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		now, err := clk.TargetTime(ctxT(t))
+		return err == nil && now >= first+200*time.Millisecond
+	}, 10*time.Second, 20*time.Millisecond, "the counter advances while the firmware runs")
+
+	_, err = New(Config{Firmware: elf, TickHz: -1})
+	assert.Error(t, err)
+	bad, err := New(Config{Firmware: elf, TickSymbol: "no_such_counter"})
+	require.NoError(t, err)
+	assert.ErrorContains(t, bad.Start(ctxT(t)), "no_such_counter")
+	none, err := New(Config{Firmware: elf, TickSymbol: "-"})
+	require.NoError(t, err)
+	_, ok = target.ClockOf(none)
+	assert.False(t, ok, `"-" turns the clock off`)
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/device/firmware"
 	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/renode/container"
 	"github.com/ddhil/ddhil/harness/target/renode/monitor"
@@ -80,6 +81,16 @@ type Config struct {
 	Telnet bool
 	// Log receives Renode's log (its stdout and stderr). Nil discards it.
 	Log io.Writer
+	// Compress lets virtual time run ahead of host time while the firmware
+	// idles (quantum 10 ms, AdvanceImmediately): a 300 s production period
+	// is judged in seconds. Only sound when every host-side timer the
+	// firmware waits on is short against its own timeouts (docs/timing.md).
+	Compress bool
+	// StepSlice, with Compress, makes the session step virtual time in
+	// slices of this length, each only once the harness is idle (see
+	// Step): a slow host then costs the firmware at most one slice per
+	// exchange. 0 runs freely.
+	StepSlice time.Duration
 	// StartTimeout bounds process start-up to the ready log line (default
 	// 60 s local, 180 s container: the first run may pull the image).
 	StartTimeout time.Duration
@@ -99,6 +110,8 @@ type Target struct {
 
 	mu        sync.Mutex // serialises monitor commands
 	ctl       controller
+	stepMu    sync.Mutex // held by a slice in progress and by Reset
+	stepping  bool       // Step paused the emulation: Reset must not start it
 	console   net.Conn
 	transport net.Conn
 
@@ -132,6 +145,9 @@ func New(cfg Config) (*Target, error) {
 		return nil, harness.LabError(fmt.Errorf("renode: firmware: %w (build it with `make firmware`)", err))
 	}
 	cfg.Firmware = fw
+	if cfg.StepSlice < 0 || (cfg.StepSlice > 0 && !cfg.Compress) {
+		return nil, fmt.Errorf("renode: step slice %s needs Compress (and a positive length)", cfg.StepSlice)
+	}
 	for _, p := range []*string{&cfg.Resc, &cfg.Platform} {
 		if *p == "" {
 			continue
@@ -175,6 +191,12 @@ func New(cfg Config) (*Target, error) {
 	}
 	if t.image != "" {
 		t.info.Extra["image"] = t.image
+	}
+	if cfg.Compress {
+		t.info.Extra["time"] = "compressed (quantum " + CompressQuantum + " s, advance immediately)"
+		if cfg.StepSlice > 0 {
+			t.info.Extra["time"] += ", stepped in " + cfg.StepSlice.String() + " slices while the harness is idle"
+		}
 	}
 	if cfg.Resc != "" {
 		t.info.Extra["resc"] = cfg.Resc
@@ -253,6 +275,13 @@ func (t *Target) start(ctx context.Context) error {
 			}
 		}
 	}
+	if t.cfg.Compress {
+		for _, c := range compressCommands {
+			if _, err := t.execute(ctx, c); err != nil {
+				return err
+			}
+		}
+	}
 	console, transport := t.renodePorts()
 	if t.console, err = t.dialUART(ctx, "console", console); err != nil {
 		return err
@@ -320,8 +349,14 @@ func (t *Target) writeScript(console, transport int) error {
 			return fmt.Errorf("renode: %w", err)
 		}
 	}
-	script, err := resc.Script{Machine: t.cfg.Machine, Platform: platform, Firmware: t.cfg.Firmware,
-		UARTs: t.uarts(console, transport), Extra: t.cfg.Extra}.Render()
+	s := resc.Script{Machine: t.cfg.Machine, Platform: platform, Firmware: t.cfg.Firmware,
+		UARTs: t.uarts(console, transport), Extra: t.cfg.Extra}
+	// The vector table is where the image puts it: flash at 0x08000000 on
+	// an STM32, address 0 on an nRF52.
+	if img, err := firmware.Check(t.cfg.Firmware); err == nil {
+		s.VectorTable, s.VectorTableAtZero = uint32(img.VectorBase), img.VectorBase == 0
+	}
+	script, err := s.Render()
 	if err != nil {
 		return fmt.Errorf("renode: %w", err)
 	}
@@ -412,7 +447,13 @@ func (t *Target) Transport() io.ReadWriter {
 // the reset macro reloads the ELF and the vector table offset), start. The
 // socket terminals stay connected. RAM is not cleared (Renode's behaviour).
 func (t *Target) Reset(ctx context.Context) error {
-	for _, c := range []string{"pause", "machine Reset", "start"} {
+	t.stepMu.Lock()
+	defer t.stepMu.Unlock()
+	cmds := []string{"pause", "machine Reset", "start"}
+	if t.stepping {
+		cmds = cmds[:2] // the stepper runs the next slice
+	}
+	for _, c := range cmds {
 		if _, err := t.execute(ctx, c); err != nil {
 			return harness.LabError(err)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ddhil/ddhil/harness"
+	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/renode/container"
 	"github.com/ddhil/ddhil/harness/target/renode/internal/dockertest"
 	"github.com/ddhil/ddhil/harness/target/renode/internal/fakerenode"
@@ -398,6 +399,17 @@ func TestLocalQEMUMode(t *testing.T) {
 	assert.Equal(t, "through the cpu\n", readLine(t, cr, console))
 	assert.Equal(t, "1.16.1 (fake-ddhil+qemu)", tgt.Info().Version)
 
+	clk, ok := target.ClockOf(tgt)
+	require.True(t, ok, "Renode's virtual time is a target clock")
+	assert.Equal(t, "renode-virtual", clk.ClockInfo().Name)
+	v1, err := clk.TargetTime(ctx)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		v2, err := clk.TargetTime(ctx)
+		return err == nil && v2 > v1
+	}, 10*time.Second, 10*time.Millisecond, "virtual time advances while the emulation runs")
+	assert.NotZero(t, tgt.Pid(), "a local Renode has a process to measure")
+
 	require.NoError(t, tgt.Reset(ctx))
 	assert.Equal(t, "echo ready\r\n", readLine(t, cr, console), "system_reset reboots the firmware on the same stream")
 
@@ -425,4 +437,24 @@ func TestInfoBeforeStart(t *testing.T) {
 		"platform": "stm32f4_discovery (offline repl)"}, info.Extra)
 	info.Extra["mode"] = "changed"
 	assert.Equal(t, "local", tgt.Info().Extra["mode"], "Info returns a copy")
+}
+
+func TestParseCurrentTime(t *testing.T) {
+	d, err := parseCurrentTime("Current virtual time: 00:00:02.213400000\nCurrent real time: 00:00:02.213455100\n\n")
+	require.NoError(t, err)
+	assert.Equal(t, 2213400*time.Microsecond, d)
+	d, err = parseCurrentTime("Current virtual time: 01:02:03.5\n")
+	require.NoError(t, err)
+	assert.Equal(t, time.Hour+2*time.Minute+3500*time.Millisecond, d)
+	_, err = parseCurrentTime("No such command or device: currentTime")
+	assert.Error(t, err)
+}
+
+func TestStepSliceNeedsCompress(t *testing.T) {
+	_, err := New(Config{Binary: fakeLauncher(t), Firmware: elf(t), StepSlice: time.Second})
+	assert.ErrorContains(t, err, "needs Compress")
+	tgt, err := New(Config{Binary: fakeLauncher(t), Firmware: elf(t), StepSlice: time.Second, Compress: true})
+	require.NoError(t, err)
+	assert.True(t, tgt.Steps())
+	assert.Contains(t, tgt.Info().Extra["time"], "stepped in 1s slices")
 }

@@ -30,12 +30,15 @@ type UART struct {
 
 // Script describes the set-up.
 type Script struct {
-	Machine     string   // machine name (prompt); default "dut"
-	Platform    string   // .repl path as Renode should read it (absolute, or relative to Renode's cwd)
-	Firmware    string   // ELF path, same rules
-	VectorTable uint32   // cpu VectorTableOffset; default 0x08000000 (nothing is mapped at 0)
-	UARTs       []UART   // terminals, in order
-	Extra       []string // monitor lines run after the platform is loaded, e.g. "nvic Frequency 168000000"
+	Machine     string // machine name (prompt); default "dut"
+	Platform    string // .repl path as Renode should read it (absolute, or relative to Renode's cwd)
+	Firmware    string // ELF path, same rules
+	VectorTable uint32 // cpu VectorTableOffset; default 0x08000000 (nothing is mapped at 0)
+	// VectorTableAtZero: the image's vector table is at address 0, where the
+	// core finds it after reset (nRF52, LM3S): no VectorTableOffset line.
+	VectorTableAtZero bool
+	UARTs             []UART   // terminals, in order
+	Extra             []string // monitor lines run after the platform is loaded, e.g. "nvic Frequency 168000000"
 }
 
 // Default values of the reference set-up (docs/firmware-console.md).
@@ -105,7 +108,11 @@ func (s Script) Render() ([]byte, error) {
 		fmt.Fprintf(&b, "%s\n", e)
 	}
 	b.WriteString("\n# machine Reset reruns this macro; without it the CPU halts for good (nothing is mapped at 0).\n")
-	fmt.Fprintf(&b, "macro reset \"\"\"\nsysbus LoadELF @%s\ncpu VectorTableOffset 0x%08X\n\"\"\"\n", s.Firmware, s.VectorTable)
+	if s.VectorTableAtZero {
+		fmt.Fprintf(&b, "macro reset \"\"\"\nsysbus LoadELF @%s\n\"\"\"\n", s.Firmware)
+	} else {
+		fmt.Fprintf(&b, "macro reset \"\"\"\nsysbus LoadELF @%s\ncpu VectorTableOffset 0x%08X\n\"\"\"\n", s.Firmware, s.VectorTable)
+	}
 	if len(s.UARTs) > 0 {
 		b.WriteString("\n# Raw (telnetMode false) socket terminals; output before a client connects is buffered.\n")
 	}

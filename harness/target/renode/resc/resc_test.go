@@ -106,3 +106,11 @@ func TestTerminalCommands(t *testing.T) {
 		`connector Connect sysbus.usart1 transport`,
 	}, TerminalCommands(ReferenceUARTs(3456, 3457)))
 }
+
+// An image whose vector table is at 0 (an nRF52) gets no VectorTableOffset.
+func TestVectorTableAtZero(t *testing.T) {
+	b, err := Script{Platform: "/p.repl", Firmware: "/f.elf", VectorTableAtZero: true, UARTs: ReferenceUARTs(1, 2)}.Render()
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "macro reset \"\"\"\nsysbus LoadELF @/f.elf\n\"\"\"\n")
+	assert.NotContains(t, string(b), "VectorTableOffset")
+}

@@ -80,6 +80,8 @@ type emulation struct {
 	vtor      uint32
 	halted    bool
 	running   bool
+	ranFor    time.Duration // virtual time: host time spent running
+	since     time.Time     // when the current run started
 	macros    map[string][]string
 	terminals map[string]*terminal
 	uarts     map[string]*terminal // peripheral -> terminal
@@ -176,6 +178,15 @@ func (e *emulation) execute(line string) result {
 		return msg("Pausing emulation...")
 	case fields[0] == "quit":
 		return msg("Renode is quitting")
+	case line == "currentTime":
+		// Virtual time is the host time spent running (no compression).
+		e.mu.Lock()
+		v := e.ranFor
+		if e.running {
+			v += time.Since(e.since)
+		}
+		e.mu.Unlock()
+		return msg(fmt.Sprintf("Current virtual time: %s\nCurrent real time: %s", clockText(v), clockText(v)))
 	}
 	if !e.hasMachine() {
 		return result{kind: errParse, text: "No such command or device: " + fields[0]}
@@ -353,6 +364,12 @@ func (e *emulation) setRunning(run bool) error {
 	e.mu.Lock()
 	was := e.running
 	e.running = run
+	switch {
+	case run && !was:
+		e.since = time.Now()
+	case !run && was:
+		e.ranFor += time.Since(e.since)
+	}
 	machine, halted := e.machine, e.halted
 	terms := e.connected()
 	e.mu.Unlock()
@@ -503,4 +520,12 @@ func (e *emulation) close() {
 	if e.machine != "" {
 		e.log.info(e.machine + ": Disposed.")
 	}
+}
+
+// clockText formats like Renode's TimeInterval: 00:00:02.213400000.
+func clockText(d time.Duration) string {
+	h := d / time.Hour
+	m := (d % time.Hour) / time.Minute
+	sec := (d % time.Minute) / time.Second
+	return fmt.Sprintf("%02d:%02d:%02d.%09d", h, m, sec, d%time.Second)
 }
