@@ -13,6 +13,7 @@ import (
 	"github.com/ddhil/ddhil/broker"
 	"github.com/ddhil/ddhil/harness/device/profile"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
+	"github.com/ddhil/ddhil/harness/judge/detect"
 	"github.com/ddhil/ddhil/harness/link/espat"
 	"github.com/ddhil/ddhil/harness/report"
 	"github.com/ddhil/ddhil/harness/runner"
@@ -77,10 +78,10 @@ var handshake = []cmd{
 // reset) and judges it with the whole catalogue. The driver gets through
 // its init and AT handshake unmodified (the transcript above), its reports
 // reach the broker and are accepted, and the agent conforms: every check
-// passes except two that skip: DD-X01, because a plain-TCP module link has
-// no TLS to judge (the agent uses ConnectTCPSocket; the driver's SSL path
-// takes no client certificate), and DD-D01, because the run gives no Detect
-// security profile.
+// passes (DD-D01 against security-profile.json, the Detect behaviours of
+// this agent) except DD-X01, which skips because a plain-TCP module link
+// has no TLS to judge (the agent uses ConnectTCPSocket; the driver's SSL
+// path takes no client certificate).
 //
 // What the naive agent gets right only because of its rhythm, and what it
 // cannot do, is in the package comment (network_stats from Conn.Write and
@@ -105,6 +106,8 @@ func TestTinyGoAgentIsJudged(t *testing.T) {
 	capture, err := s.Capture()
 	require.NoError(t, err)
 	capture.Expect = exp
+	capture.SecurityProfiles, err = detect.Load("security-profile.json")
+	require.NoError(t, err)
 	rep := runner.Judge(capture, conformance.Catalogue(), started)
 	require.NoError(t, report.WriteAll(out, rep))
 	t.Logf("console:\n%s", s.Console().Tail(60))
@@ -155,8 +158,6 @@ func TestTinyGoAgentIsJudged(t *testing.T) {
 		want := report.StatusPass
 		switch ch.ID {
 		case "DD-X01": // a plain TCP link: no TLS to judge
-			want = report.StatusSkip
-		case "DD-D01": // no Detect security profile given
 			want = report.StatusSkip
 		}
 		assert.Equal(t, want, status[ch.ID], ch.ID)
