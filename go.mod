@@ -13,6 +13,7 @@ require (
 	go.bug.st/serial v1.8.0
 	golang.org/x/net v0.60.0
 	gopkg.in/yaml.v3 v3.0.1
+	tinygo.org/x/drivers v0.26.0
 )
 
 require (

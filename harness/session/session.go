@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,7 +54,10 @@ type Config struct {
 	Vars    profile.Vars
 	// Endpoint is the host name or IP the module resolves to the in-memory
 	// broker (default DefaultEndpoint); other hosts are dialled over real
-	// TCP. Use an IP: devices report remote_addr as ip:port.
+	// TCP. A name resolves (AT+CIPDOMAIN, the module's DNS) to
+	// DefaultEndpoint unless Module.Hosts maps it, and a link to that
+	// address reaches the broker too. Devices report remote_addr as
+	// ip:port, so a firmware that dials the name must resolve it itself.
 	Endpoint string
 	// Module tunes the emulated module; SSID, Password, Dial and Epoch are
 	// set by the session (from the vars "ssid" and "password").
@@ -100,6 +104,12 @@ type Session struct {
 	mark      uint64
 	closed    bool
 	closeErr  error
+
+	// brokerIP is the endpoint's address on the emulated network when the
+	// endpoint is a name: what the module's DNS answers for it, so a
+	// firmware that resolves first and then dials the address (TinyGo's
+	// espat, Zephyr with DNS offload) reaches the broker too. Set in Start.
+	brokerIP string
 }
 
 type timedAction struct {
@@ -198,6 +208,19 @@ func Start(ctx context.Context, cfg Config) (s *Session, err error) {
 
 	if tr := s.target.Transport(); tr != nil {
 		mc := cfg.Module
+		if net.ParseIP(s.host) == nil {
+			hosts := map[string]string{s.host: DefaultEndpoint}
+			for k, v := range mc.Hosts {
+				hosts[k] = v
+			}
+			mc.Hosts = hosts
+			s.brokerIP = DefaultEndpoint
+			for k, v := range hosts {
+				if strings.EqualFold(strings.TrimSuffix(k, "."), s.host) {
+					s.brokerIP = v
+				}
+			}
+		}
 		mc.SSID, mc.Password = s.vars["ssid"], s.vars["password"]
 		mc.Dial = s.dial
 		if mc.DialUDP == nil {
@@ -251,10 +274,11 @@ func (s *Session) logf(format string, args ...any) {
 // (net.Pipe, served as listener "mem" under the device's address), any
 // other host over real TCP.
 func (s *Session) dial(ctx context.Context, host string, port int) (net.Conn, error) {
-	if host == s.host && port == s.tlsPort() {
-		return s.dialTLSListener(ctx, port)
+	toBroker := host == s.host || (s.brokerIP != "" && host == s.brokerIP)
+	if toBroker && port == s.tlsPort() {
+		return s.dialTLSListener(ctx, host, port)
 	}
-	if host != s.host {
+	if !toBroker {
 		// The emulated network reaches the broker and this machine's
 		// loopback, nothing else: a firmware dialling the internet must
 		// not make the harness do so.
@@ -280,8 +304,8 @@ func (s *Session) dial(ctx context.Context, host string, port int) (net.Conn, er
 	}
 	s.mu.Unlock()
 	local := &net.TCPAddr{IP: net.ParseIP(DeviceIP), Port: lp}
-	var remote net.Addr = pipeAddr(net.JoinHostPort(s.host, strconv.Itoa(port)))
-	if ip := net.ParseIP(s.host); ip != nil {
+	var remote net.Addr = pipeAddr(net.JoinHostPort(host, strconv.Itoa(port)))
+	if ip := net.ParseIP(host); ip != nil {
 		remote = &net.TCPAddr{IP: ip, Port: port}
 	}
 	client, server := net.Pipe()
@@ -307,14 +331,14 @@ func (s *Session) tlsPort() int {
 
 // dialTLSListener connects a module link to the broker's TLS listener over
 // loopback TCP, keeping the addresses the device believes in.
-func (s *Session) dialTLSListener(ctx context.Context, port int) (net.Conn, error) {
+func (s *Session) dialTLSListener(ctx context.Context, host string, port int) (net.Conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", s.broker.Addr("tls"))
 	if err != nil {
 		return nil, harness.LabError(fmt.Errorf("session: the broker's TLS listener: %w", err))
 	}
-	remote := net.Addr(pipeAddr(net.JoinHostPort(s.host, strconv.Itoa(port))))
-	if ip := net.ParseIP(s.host); ip != nil {
+	remote := net.Addr(pipeAddr(net.JoinHostPort(host, strconv.Itoa(port))))
+	if ip := net.ParseIP(host); ip != nil {
 		remote = &net.TCPAddr{IP: ip, Port: port}
 	}
 	return &addrConn{Conn: c, local: c.LocalAddr(), remote: remote}, nil

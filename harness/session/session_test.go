@@ -90,6 +90,27 @@ func TestDialInMemoryReachesBroker(t *testing.T) {
 	require.ErrorContains(t, err, "refused")
 }
 
+// With a named endpoint, a link to the address the module resolved the
+// name to reaches the broker as well as one to the name.
+func TestDialResolvedEndpointName(t *testing.T) {
+	b := startBroker(t)
+	const name = "a1b2c3-ats.iot.eu-west-1.amazonaws.com"
+	s := &Session{broker: b, host: name, brokerIP: DefaultEndpoint, port: 1883, nextPort: 50152}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := s.dial(ctx, DefaultEndpoint, 1883)
+	require.NoError(t, err)
+	assert.Equal(t, "192.0.2.1:1883", c.RemoteAddr().String())
+	connack(t, c)
+	c2, err := s.dial(ctx, name, 1883)
+	require.NoError(t, err)
+	defer hangUp(t, b, c, c2)
+	assert.Equal(t, name+":1883", c2.RemoteAddr().String())
+	connack(t, c2)
+	_, err = s.dial(ctx, "192.0.2.2", 1883)
+	require.ErrorContains(t, err, "unreachable")
+}
+
 func TestDialOtherHostsOverTCP(t *testing.T) {
 	b := startBroker(t)
 	s := &Session{broker: b, host: DefaultEndpoint, port: 1883, nextPort: 50152}

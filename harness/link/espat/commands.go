@@ -711,6 +711,7 @@ func (m *Module) sendPayloadLocked(l *link, data []byte) {
 		}
 		return
 	}
+	l.sending = true
 	m.asyncLocked(func(context.Context) func(bool) {
 		// The send is stamped when the payload is handed over, so it is
 		// never later than the peer's receipt of it.
@@ -718,6 +719,7 @@ func (m *Module) sendPayloadLocked(l *link, data []byte) {
 		_ = l.conn.SetWriteDeadline(time.Now().Add(m.cfg.SendTimeout))
 		_, err := l.conn.Write(data)
 		return func(live bool) {
+			defer m.releaseLocked(l, live) // peer data read meanwhile follows the result
 			if !live {
 				return
 			}

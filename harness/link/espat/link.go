@@ -132,6 +132,12 @@ type link struct {
 	room       chan struct{}
 
 	dns *dnsResponder // UDP link to the module's own DNS server
+
+	// A CIPSEND payload is being handed to the peer: peer data (and its
+	// close) read meanwhile is held and delivered after the SEND OK.
+	sending bool
+	held    [][]byte
+	heldEOF bool
 }
 
 // LinkInfo describes an open link.
@@ -230,6 +236,11 @@ func (m *Module) linkReader(l *link) {
 				m.mu.Unlock()
 				return
 			}
+			if l.sending {
+				l.held = append(l.held, data)
+				m.mu.Unlock()
+				continue
+			}
 			stop := m.stop
 			if m.passiveFor(l) {
 				m.bufferLocked(l, data)
@@ -255,12 +266,34 @@ func (m *Module) linkReader(l *link) {
 		}
 		if err != nil {
 			m.mu.Lock()
-			if !l.closed {
+			if !l.closed && l.sending {
+				l.heldEOF = true
+			} else if !l.closed {
 				m.unsolicited(func() { m.peerClosedLocked(l) })
 			}
 			m.mu.Unlock()
 			return
 		}
+	}
+}
+
+// releaseLocked ends a payload hand-over once its result is written and
+// delivers what the peer sent meanwhile. SEND OK means the payload was
+// handed to the TCP/IP stack (esp-at.md §1), on a module before the peer
+// can answer it; here the hand-over ends only once the peer has read the
+// payload, so an answer is held until then, never written before the
+// SEND OK of the data it answers.
+func (m *Module) releaseLocked(l *link, live bool) {
+	held, eof := l.held, l.heldEOF
+	l.sending, l.held, l.heldEOF = false, nil, false
+	if !live || l.closed {
+		return
+	}
+	for _, data := range held {
+		m.unsolicited(func() { m.deliverLocked(l, data) })
+	}
+	if eof {
+		m.unsolicited(func() { m.peerClosedLocked(l) })
 	}
 }
 

@@ -401,6 +401,30 @@ func TestT10DataDuringSend(t *testing.T) {
 	r.expect("\r\nRecv 4 bytes\r\n", "\r\nSEND OK\r\n")
 }
 
+// A peer that answers before it has read the whole payload (as the
+// in-memory broker effectively does: the hand-over ends only once it read
+// the payload) gets its answer written after the SEND OK, as a module's
+// SEND OK (payload in the TCP/IP stack) precedes any answer to it. Hosts that take the rest of the UART
+// chunk after +IPD,<len>: as data (TinyGo's espat) depend on it.
+func TestAnswerDuringHandOverFollowsSendOK(t *testing.T) {
+	r := newRig(t, nil)
+	r.t1()
+	r.t2()
+	p := r.t3()
+	r.send("AT+CIPSEND=4\r\n")
+	r.expect("\r\nOK\r\n\r\n>")
+	r.send("ping")
+	assert.Equal(t, "pin", readN(t, p, 3))
+	_, err := p.Write([]byte("pong")) // read by the module while its write of "ping" is still under way
+	require.NoError(t, err)
+	assert.Equal(t, "g", readN(t, p, 1))
+	require.NoError(t, p.Close())
+	r.expect("\r\nRecv 4 bytes\r\n", "\r\nSEND OK\r\n", "\r\n+IPD,4:pong\r\n", "CLOSED\r\n")
+	r.expectQuiet()
+	snap := r.m.Snapshot()
+	assert.Equal(t, Counters{BytesOut: 4, PacketsOut: 1, BytesIn: 4, PacketsIn: 1}, snap.Totals)
+}
+
 func TestIPDChunking(t *testing.T) {
 	r := newRig(t, nil)
 	r.t1()
