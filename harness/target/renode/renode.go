@@ -227,7 +227,8 @@ func Probe(ctx context.Context, cfg Config) (string, error) {
 		return "local renode " + t.binary, nil
 	}
 	if err := dockerAvailable(ctx); err != nil {
-		return "", harness.LabError(fmt.Errorf("renode: no renode binary and %w%s", err, installHint))
+		// The hint first: the engine's own message may run over several lines.
+		return "", harness.LabError(fmt.Errorf("renode: no renode binary and no Docker engine%s: %w", installHint, err))
 	}
 	return "container " + t.image, nil
 }
