@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/ddhil/ddhil/harness/session"
 	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/board"
+	"github.com/ddhil/ddhil/harness/target/board/boardtest"
 )
 
 func repoPath(parts ...string) string {
@@ -30,58 +30,10 @@ func repoPath(parts ...string) string {
 	return filepath.Join(append([]string{filepath.Dir(file), "..", ".."}, parts...)...)
 }
 
-// stubProbes makes the listed serials "attached" for the test.
-func stubProbes(t *testing.T, serials []string, err error) {
-	t.Helper()
-	old := board.ListProbes
-	board.ListProbes = func() ([]string, error) { return serials, err }
-	t.Cleanup(func() { board.ListProbes = old })
-}
-
-// bench writes a hardware map whose serial ports are files in a temporary
-// directory (presence is all LocateBoard checks) and returns its path and
-// the directory. boards are YAML list items using {{dir}} for that path.
-func bench(t *testing.T, boards ...string) (string, string) {
-	t.Helper()
-	dir := t.TempDir()
-	for _, name := range []string{"console-1", "module-1", "console-2", "module-2"} {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), nil, 0o644))
-	}
-	text := "boards:\n" + strings.ReplaceAll(strings.Join(boards, ""), "{{dir}}", dir)
-	path := filepath.Join(dir, "bench.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
-	return path, dir
-}
-
-const (
-	nucleo = `  - id: nucleo-1
-    platform: nucleo-f446re
-    probe_serial: "PROBE1"
-    openocd: [board/st_nucleo_f4.cfg]
-    console: {port: {{dir}}/console-1}
-    transport: {module: {{dir}}/module-1}
-`
-	u585 = `  - id: u585-1
-    platform: b-u585i-iot02a
-    probe_serial: "PROBE2"
-    openocd: [target/stm32u5x.cfg]
-    console: {port: {{dir}}/console-2}
-    transport: network
-    broker_listen: 127.0.0.1:8883
-`
-	absent = `  - id: gone-1
-    platform: nucleo-f446re
-    probe_serial: "PROBE3"
-    openocd: [board/st_nucleo_f4.cfg]
-    console: {port: {{dir}}/no-such-port}
-    transport: {module: {{dir}}/no-such-module}
-`
-)
-
-// A run on a map whose boards are absent ends as a lab error (exit 3) with
+// A run on a map whose boards are boardtest.Absent ends as a lab error (exit 3) with
 // the reason in the report, before anything is started.
 func TestRunBoardNotAttached(t *testing.T) {
-	stubProbes(t, nil, nil)
+	boardtest.StubProbes(t, &board.ListProbes, nil, nil)
 	out := t.TempDir()
 	rep, err := Run(context.Background(), Options{Target: "board", Settings: target.Settings{"hwmap": {repoPath("fixtures", "hwmap", "example.yaml")}}, OutDir: out})
 	require.NoError(t, err)
@@ -97,8 +49,8 @@ func TestRunBoardFlashFailsWithRealOpenOCD(t *testing.T) {
 	if _, err := exec.LookPath("openocd"); err != nil {
 		t.Skip("openocd not installed (apt-get install openocd)")
 	}
-	stubProbes(t, []string{"PROBE1"}, nil)
-	path, _ := bench(t, nucleo)
+	boardtest.StubProbes(t, &board.ListProbes, []string{"PROBE1"}, nil)
+	path, _ := boardtest.Bench(t, boardtest.Nucleo)
 	elf := repoPath("firmware", "build", "nucleo-f446re", "ddagent.elf")
 	if _, err := os.Stat(elf); err != nil {
 		t.Skip("the nucleo-f446re firmware is not built (make firmware)")

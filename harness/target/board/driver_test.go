@@ -15,60 +15,13 @@ import (
 	"github.com/ddhil/ddhil/harness/device/hwmap"
 	"github.com/ddhil/ddhil/harness/device/profile"
 	"github.com/ddhil/ddhil/harness/target"
+	"github.com/ddhil/ddhil/harness/target/board/boardtest"
 )
 
 func repoPath(parts ...string) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(append([]string{filepath.Dir(file), "..", "..", ".."}, parts...)...)
 }
-
-// stubProbes makes the listed serials "attached" for the test.
-func stubProbes(t *testing.T, serials []string, err error) {
-	t.Helper()
-	old := ListProbes
-	ListProbes = func() ([]string, error) { return serials, err }
-	t.Cleanup(func() { ListProbes = old })
-}
-
-// benchMap writes a hardware map whose serial ports are files in a temporary
-// directory (presence is all LocateBoard checks) and returns its path and
-// the directory. boards are YAML list items using {{dir}} for that path.
-func benchMap(t *testing.T, boards ...string) (string, string) {
-	t.Helper()
-	dir := t.TempDir()
-	for _, name := range []string{"console-1", "module-1", "console-2", "module-2"} {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), nil, 0o644))
-	}
-	text := "boards:\n" + strings.ReplaceAll(strings.Join(boards, ""), "{{dir}}", dir)
-	path := filepath.Join(dir, "bench.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
-	return path, dir
-}
-
-const (
-	nucleo = `  - id: nucleo-1
-    platform: nucleo-f446re
-    probe_serial: "PROBE1"
-    openocd: [board/st_nucleo_f4.cfg]
-    console: {port: {{dir}}/console-1}
-    transport: {module: {{dir}}/module-1}
-`
-	u585 = `  - id: u585-1
-    platform: b-u585i-iot02a
-    probe_serial: "PROBE2"
-    openocd: [target/stm32u5x.cfg]
-    console: {port: {{dir}}/console-2}
-    transport: network
-    broker_listen: 127.0.0.1:8883
-`
-	absent = `  - id: gone-1
-    platform: nucleo-f446re
-    probe_serial: "PROBE3"
-    openocd: [board/st_nucleo_f4.cfg]
-    console: {port: {{dir}}/no-such-port}
-    transport: {module: {{dir}}/no-such-module}
-`
-)
 
 func TestLocate(t *testing.T) {
 	cases := []struct {
@@ -81,26 +34,26 @@ func TestLocate(t *testing.T) {
 		errs     []string // error substrings
 		detached bool     // ErrBoardNotAttached
 	}{
-		{name: "only board", boards: []string{nucleo}, probes: []string{"PROBE1"}, want: "nucleo-1"},
-		{name: "by id", boards: []string{nucleo, u585}, id: "u585-1", probes: []string{"PROBE1", "PROBE2"}, want: "u585-1"},
-		{name: "only attached one", boards: []string{nucleo, absent}, probes: []string{"PROBE1", "PROBE3"}, want: "nucleo-1"},
-		{name: "two attached", boards: []string{nucleo, u585}, probes: []string{"PROBE1", "PROBE2"},
+		{name: "only board", boards: []string{boardtest.Nucleo}, probes: []string{"PROBE1"}, want: "nucleo-1"},
+		{name: "by id", boards: []string{boardtest.Nucleo, boardtest.U585}, id: "u585-1", probes: []string{"PROBE1", "PROBE2"}, want: "u585-1"},
+		{name: "only attached one", boards: []string{boardtest.Nucleo, boardtest.Absent}, probes: []string{"PROBE1", "PROBE3"}, want: "nucleo-1"},
+		{name: "two attached", boards: []string{boardtest.Nucleo, boardtest.U585}, probes: []string{"PROBE1", "PROBE2"},
 			errs: []string{"2 boards of", "(nucleo-1, u585-1)", "choose one with --board"}},
-		{name: "unknown id", boards: []string{nucleo}, id: "x", probes: []string{"PROBE1"},
+		{name: "unknown id", boards: []string{boardtest.Nucleo}, id: "x", probes: []string{"PROBE1"},
 			errs: []string{`no board "x" in`, "boards: nucleo-1"}},
-		{name: "probe absent", boards: []string{nucleo}, probes: []string{"OTHER"}, detached: true,
+		{name: "probe boardtest.Absent", boards: []string{boardtest.Nucleo}, probes: []string{"OTHER"}, detached: true,
 			errs: []string{`board "nucleo-1" (nucleo-f446re)`, "is not attached", "probe PROBE1 is not among the attached USB devices (1 USB serial numbers seen)", "ddhil boards --hwmap"}},
-		{name: "ports missing", boards: []string{absent}, probes: []string{"PROBE3"}, detached: true,
+		{name: "ports missing", boards: []string{boardtest.Absent}, probes: []string{"PROBE3"}, detached: true,
 			errs: []string{"console port", "no-such-port is missing", "module port", "no-such-module is missing"}},
-		{name: "none attached", boards: []string{nucleo, u585}, detached: true,
+		{name: "none attached", boards: []string{boardtest.Nucleo, boardtest.U585}, detached: true,
 			errs: []string{"none of the 2 boards", "nucleo-1 (nucleo-f446re): probe PROBE1", "u585-1 (b-u585i-iot02a): probe PROBE2"}},
-		{name: "listing failed", boards: []string{nucleo}, probeErr: errors.New("no /sys"), detached: true,
+		{name: "listing failed", boards: []string{boardtest.Nucleo}, probeErr: errors.New("no /sys"), detached: true,
 			errs: []string{"listing them failed: no /sys"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			stubProbes(t, tc.probes, tc.probeErr)
-			path, _ := benchMap(t, tc.boards...)
+			boardtest.StubProbes(t, &ListProbes, tc.probes, tc.probeErr)
+			path, _ := boardtest.Bench(t, tc.boards...)
 			b, err := Locate(path, tc.id)
 			if tc.errs == nil {
 				require.NoError(t, err)
@@ -137,8 +90,8 @@ func TestLocateBoardMapErrors(t *testing.T) {
 }
 
 func TestPrepareBoard(t *testing.T) {
-	stubProbes(t, []string{"PROBE1", "PROBE2", "PROBE4"}, nil)
-	withProfile := strings.Replace(nucleo, "    transport:", "    profile: mine.yaml\n    transport:", 1)
+	boardtest.StubProbes(t, &ListProbes, []string{"PROBE1", "PROBE2", "PROBE4"}, nil)
+	withProfile := strings.Replace(boardtest.Nucleo, "    transport:", "    profile: mine.yaml\n    transport:", 1)
 	odd := `  - id: odd-1
     platform: my-board
     probe_serial: "PROBE4"
@@ -153,16 +106,16 @@ func TestPrepareBoard(t *testing.T) {
 		wantProfile, wantFirmw string // {{dir}} = the map's directory
 		err                    string
 	}{
-		{name: "platform defaults", board: nucleo, wantProfile: "fixtures/profiles/ddagent-nucleo-f446re.yaml", wantFirmw: "firmware/build/nucleo-f446re/ddagent.elf"},
+		{name: "platform defaults", board: boardtest.Nucleo, wantProfile: "fixtures/profiles/ddagent-nucleo-f446re.yaml", wantFirmw: "firmware/build/nucleo-f446re/ddagent.elf"},
 		{name: "map profile", board: withProfile, wantProfile: "{{dir}}/mine.yaml", wantFirmw: "firmware/build/nucleo-f446re/ddagent.elf"},
 		{name: "flags win", board: withProfile, given: target.Setup{Profile: "p.yaml", Firmware: "f.elf"}, wantProfile: "p.yaml", wantFirmw: "f.elf"},
-		{name: "U5 needs --firmware", board: u585, err: `board "u585-1" (b-u585i-iot02a): no firmware: pass --firmware`},
-		{name: "U5 with firmware", board: u585, given: target.Setup{Firmware: "ntz.elf"}, wantProfile: "fixtures/profiles/stm32u5-iot-reference.yaml", wantFirmw: "ntz.elf"},
+		{name: "U5 needs --firmware", board: boardtest.U585, err: `board "u585-1" (b-u585i-iot02a): no firmware: pass --firmware`},
+		{name: "U5 with firmware", board: boardtest.U585, given: target.Setup{Firmware: "ntz.elf"}, wantProfile: "fixtures/profiles/stm32u5-iot-reference.yaml", wantFirmw: "ntz.elf"},
 		{name: "unknown platform", board: odd, err: "no device profile: pass --profile or set profile: in"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			path, dir := benchMap(t, tc.board)
+			path, dir := boardtest.Bench(t, tc.board)
 			o := tc.given
 			o.Settings = target.Settings{"hwmap": {path}}
 			err := prepare(&o)
