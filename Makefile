@@ -5,8 +5,8 @@ GO        ?= go
 OUT       ?= run/demo
 PERIODS   ?= 5
 # Debian packages the harness and its tests use; `make deps` installs the missing ones.
-APT_PKGS  := qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi openocd socat chromium make
-APT_BINS  := qemu-system-arm arm-none-eabi-gcc openocd socat chromium
+APT_PKGS  := qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi openocd socat chromium mosquitto make
+APT_BINS  := qemu-system-arm arm-none-eabi-gcc openocd socat chromium mosquitto
 # What building the firmware alone needs (users' CI jobs that only build it).
 FW_PKGS   := gcc-arm-none-eabi libnewlib-arm-none-eabi make
 FW_BINS   := arm-none-eabi-gcc
