@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -114,4 +115,23 @@ func TestSecondRenodePlatform(t *testing.T) {
 		Vars:     map[string]string{"thing": "dut-nrf", "at_mode": "passive"}},
 		"DD-T01", "DD-T02", "DD-T03", "DD-R02")
 	assert.Equal(t, "renode", rep.Target.Kind)
+}
+
+// A firmware that opens its MQTT link as an ESP-AT SSL link (at_mode ssl:
+// AT+CIPSSLCCONF=3,0,0 then AT+CIPSTART="SSL",…,8883) reaches the broker's
+// mutual-TLS listener through the emulated module, with the device
+// certificate the run's lab CA gave the module (profile module.tls): DD-X01
+// is judged on the module path, and the whole catalogue passes.
+func TestModuleSSLLinkIsJudgedByDDX01(t *testing.T) {
+	skipUnlessQEMUBinary(t)
+	prof := filepath.Join(t.TempDir(), "tls.yaml")
+	require.NoError(t, os.WriteFile(prof, []byte(mustRead(t, agentProfile())+"\nmodule:\n  tls: true\n"), 0o644))
+	rep := wholeCatalogue(t, runner.Options{Target: "qemu", Profile: prof, Periods: 3,
+		Vars: map[string]string{"thing": "dut-ssl", "at_mode": "ssl", "port": "8883"}}, "DD-X01")
+	assert.Equal(t, report.StatusPass, statusOf(rep)["DD-X01"], describe(rep, "DD-X01"))
+	var ssl bool
+	for _, c := range rep.ATExchange {
+		ssl = ssl || c.Command == `AT+CIPSTART="SSL","192.0.2.1",8883`
+	}
+	assert.True(t, ssl, "the firmware opened an SSL link")
 }

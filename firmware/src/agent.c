@@ -211,6 +211,8 @@ static int mux_mode(int m) { return m == AT_MODE_MULTI || m == AT_MODE_PASSIVE; 
 static int dialect_setup(void)
 {
     int m = g_conf.at_mode, last = g_persist.module_mode;
+    if (m == AT_MODE_SSL) m = AT_MODE_SINGLE;        /* the same module set-up; only CIPSTART differs */
+    if (last == AT_MODE_SSL) last = AT_MODE_SINGLE;
     if (m == AT_MODE_SINGLE && last == AT_MODE_SINGLE) return 0;
     if (m == AT_MODE_MQTT || last == AT_MODE_MQTT) (void)at_cmd("AT+MQTTCLEAN=0", 2000); /* ERROR if none */
     if (m != AT_MODE_MQTT && cmd_retry(mux_mode(m) ? "AT+CIPMUX=1" : "AT+CIPMUX=0", 2000)) return -1;
@@ -473,8 +475,11 @@ static int session_connect(void)
     if (connected_once) reconnects++;
     log_msg("mqtt", "connecting %s:%lu", g_conf.mqtt_endpoint, (unsigned long)g_conf.mqtt_port);
     at_escape(host, sizeof host, g_conf.mqtt_endpoint);
-    fmt_sn(cmd, sizeof cmd, "AT+CIPSTART=%s\"TCP\",\"%s\",%lu", at_mux() ? "0," : "", host,
-           (unsigned long)g_conf.mqtt_port);
+    /* Mutual TLS with the module's stored device certificate and CA (ESP-AT v2 CIPSSLCCONF: auth 3,
+     * PKI 0, CA 0), before every SSL link: the module forgets it on its own reset. */
+    if (g_conf.at_mode == AT_MODE_SSL && cmd_retry("AT+CIPSSLCCONF=3,0,0", 2000)) return -1;
+    fmt_sn(cmd, sizeof cmd, "AT+CIPSTART=%s\"%s\",\"%s\",%lu", at_mux() ? "0," : "",
+           g_conf.at_mode == AT_MODE_SSL ? "SSL" : "TCP", host, (unsigned long)g_conf.mqtt_port);
     (void)at_take_closed();
     int r = at_cmd(cmd, 30000);
     if (r != AT_OK) {

@@ -16,7 +16,7 @@ const char *const fault_names[F_COUNT] = {
     "ports-missing", "retry-storm", "dd-extra-out", "dd-listen", "dd-bad-topic",
 };
 
-const char *const at_mode_names[4] = { "single", "multi", "passive", "mqtt" };
+const char *const at_mode_names[AT_MODES] = { "single", "multi", "passive", "mqtt", "ssl" };
 
 const char *const conf_key_names[CONF_KEYS] = {
     "thing_name", "mqtt_endpoint", "mqtt_port", "wifi_ssid", "wifi_credential",
@@ -102,7 +102,7 @@ void conf_format(const config_t *c, int key, char *out, size_t size)
     } else if (key == 7) {
         fmt_sn(out, size, "%s=\"%s\"", conf_key_names[key], c->report_keys == KEYS_SHORT ? "short" : "long");
     } else {
-        fmt_sn(out, size, "%s=\"%s\"", conf_key_names[key], c->at_mode < 4u ? at_mode_names[c->at_mode] : "?");
+        fmt_sn(out, size, "%s=\"%s\"", conf_key_names[key], c->at_mode < AT_MODES ? at_mode_names[c->at_mode] : "?");
     }
 }
 
@@ -154,7 +154,7 @@ int conf_set(config_t *c, int key, const char *value)
         else return -1;
         return 0;
     case 8:
-        for (uint8_t m = 0; m < 4u; m++) {
+        for (uint8_t m = 0; m < AT_MODES; m++) {
             if (strcmp(value, at_mode_names[m]) == 0) {
                 c->at_mode = m;
                 return 0;

@@ -9,7 +9,9 @@
 enum { FMT_JSON = 0, FMT_CBOR = 1 };
 enum { KEYS_LONG = 0, KEYS_SHORT = 1 };
 /* ESP-AT dialect the agent speaks (firmware/README.md "ESP-AT dialects"). */
-enum { AT_MODE_SINGLE = 0, AT_MODE_MULTI = 1, AT_MODE_PASSIVE = 2, AT_MODE_MQTT = 3 };
+/* AT_MODE_SSL is single-link with a TLS link (AT+CIPSTART="SSL"): the module holds the device
+ * certificate and does the TLS; the firmware's traffic and counters are as in single mode. */
+enum { AT_MODE_SINGLE = 0, AT_MODE_MULTI = 1, AT_MODE_PASSIVE = 2, AT_MODE_MQTT = 3, AT_MODE_SSL = 4, AT_MODES = 5 };
 
 #define LISTEN_MAX 8
 
@@ -33,7 +35,7 @@ enum fault {
     F_PORTS_MISSING, F_RETRY_STORM, F_DD_EXTRA_OUT, F_DD_LISTEN, F_DD_BAD_TOPIC, F_COUNT
 };
 extern const char *const fault_names[F_COUNT];
-extern const char *const at_mode_names[4];
+extern const char *const at_mode_names[AT_MODES];
 
 typedef struct {
     uint32_t magic;

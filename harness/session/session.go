@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ddhil/ddhil/broker"
+	"github.com/ddhil/ddhil/broker/certs"
 	"github.com/ddhil/ddhil/broker/defender"
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
@@ -168,6 +169,11 @@ func Start(ctx context.Context, cfg Config) (s *Session, err error) {
 		}
 	}
 
+	if cfg.Profile.Module.TLS && cfg.Module.TLS == nil && cfg.Broker == nil {
+		if err := s.moduleTLS(&cfg); err != nil {
+			return s, harness.LabError(err)
+		}
+	}
 	s.epoch = time.Now()
 	if cfg.Broker != nil {
 		s.broker = cfg.Broker
@@ -342,6 +348,39 @@ func (s *Session) dialTLSListener(ctx context.Context, host string, port int) (n
 		remote = &net.TCPAddr{IP: ip, Port: port}
 	}
 	return &addrConn{Conn: c, local: c.LocalAddr(), remote: remote}, nil
+}
+
+// moduleTLS makes a lab CA for the run (in OutDir/pki, else a temporary
+// folder), gives the broker a mutual-TLS listener on loopback and the
+// module the thing's certificate, so SSL links are judged like a network
+// device's connection (DD-X01).
+func (s *Session) moduleTLS(cfg *Config) error {
+	dir := filepath.Join(cfg.OutDir, "pki")
+	if cfg.OutDir == "" {
+		d, err := os.MkdirTemp("", "ddhil-pki-")
+		if err != nil {
+			return fmt.Errorf("session: module TLS: %w", err)
+		}
+		dir = d
+	}
+	thing := s.vars["thing"]
+	if err := certs.InitCA(dir, []string{s.host}); err != nil {
+		return fmt.Errorf("session: module TLS: %w", err)
+	}
+	if _, _, err := certs.IssueDevice(dir, thing, nil); err != nil {
+		return fmt.Errorf("session: module TLS: %w", err)
+	}
+	server, err := certs.ServerTLSConfig(dir)
+	if err != nil {
+		return fmt.Errorf("session: module TLS: %w", err)
+	}
+	client, err := certs.ClientTLSConfig(dir, thing, s.host)
+	if err != nil {
+		return fmt.Errorf("session: module TLS: %w", err)
+	}
+	cfg.BrokerConfig.TLS, cfg.BrokerConfig.MQTTSAddr = server, "127.0.0.1:0"
+	cfg.Module.TLS = client
+	return nil
 }
 
 // refuseUDP keeps a firmware's UDP traffic (other than DNS, which the

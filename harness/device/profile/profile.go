@@ -261,6 +261,11 @@ type Module struct {
 	// Disabled are AT commands the module's firmware was built without,
 	// answered ERROR (e.g. [AT+CWDHCP]).
 	Disabled []string `yaml:"disabled"`
+	// TLS gives the module a device certificate from a lab CA made for the
+	// run, and the broker a mutual-TLS listener on the endpoint's port 8883
+	// (the "tls_port" variable): a firmware's AT+CIPSTART="SSL" links reach
+	// it, and DD-X01 is judged on the module path.
+	TLS bool `yaml:"tls"`
 }
 
 // Path is where the profile was loaded from ("" when parsed).
