@@ -58,6 +58,9 @@ type Options struct {
 	// Broker configures the emulated service; the zero value turns the
 	// throttle off (AWS allows one report per 300 s; tests report faster).
 	Broker *broker.Config
+	// SecurityProfiles are Detect security profiles (AWS JSON) DD-D01
+	// evaluates, besides the device profile's own security_profiles.
+	SecurityProfiles []string
 	// SkipProvision leaves the firmware as it boots.
 	SkipProvision bool
 	// Timeout bounds Start and each wait (default 60 s).
@@ -110,7 +113,7 @@ func Start(t testing.TB, o Options) *DUT {
 	}
 	out := outDir(t)
 	p, err := runner.Prepare(runner.Options{Target: sel.Target, Profile: o.Profile, Firmware: o.Firmware,
-		OutDir: out, Vars: vars, Faults: o.Faults, Settings: o.Settings.With(sel.Settings)})
+		OutDir: out, Vars: vars, Faults: o.Faults, Settings: o.Settings.With(sel.Settings), SecurityProfiles: o.SecurityProfiles})
 	if err != nil {
 		t.Fatalf("hiltest: %v", err)
 	}
@@ -160,7 +163,7 @@ func (d *DUT) close(log *syncbuf.Buffer) {
 	keep := os.Getenv("DDHIL_OUT") != ""
 	var capture *conformance.Capture
 	if keep {
-		capture, _ = d.s.Capture()
+		capture, _ = d.capture()
 	}
 	if err := d.s.Close(); err != nil {
 		d.t.Errorf("hiltest: closing the session: %v", err)
@@ -175,6 +178,15 @@ func (d *DUT) close(log *syncbuf.Buffer) {
 			d.t.Logf("hiltest: reports in %s", d.outDir)
 		}
 	}
+}
+
+// capture is the session's capture with the run's security profiles.
+func (d *DUT) capture() (*conformance.Capture, error) {
+	c, err := d.s.Capture()
+	if err == nil {
+		c.SecurityProfiles, c.Baseline = d.prepared.Detect, d.prepared.Baseline
+	}
+	return c, err
 }
 
 // WaitReports waits for n reports of the device since Start (or the last
@@ -246,7 +258,7 @@ func (d *DUT) Evaluate(ids ...string) []Result {
 	if err != nil {
 		d.t.Fatalf("hiltest: %v", err)
 	}
-	c, err := d.s.Capture()
+	c, err := d.capture()
 	if err != nil {
 		d.t.Fatalf("hiltest: capture: %v", err)
 	}

@@ -70,3 +70,16 @@ func TestFaultIsCaught(t *testing.T) {
 		t.Fatalf("DD-A02 with ns-inflate: %+v, want fail", res)
 	}
 }
+
+// TestNoDetectAlarms: the agent raises no alarm of a Detect security
+// profile (AWS JSON, as `aws iot describe-security-profile` prints it).
+func TestNoDetectAlarms(t *testing.T) {
+	o := options()
+	o.SecurityProfiles = []string{"../../fixtures/security-profiles/generous.json"}
+	dut := hiltest.Start(t, o)
+	dut.WaitReports(3)
+	hiltest.RequireConformance(t, dut, "DD-D01")
+	if res := dut.Evaluate("DD-D01"); res[0].Status != "pass" {
+		t.Fatalf("DD-D01 was not judged: %+v", res[0])
+	}
+}
