@@ -95,6 +95,28 @@ func (m *Module) mqttSetLocked(name string, ps []param) error {
 		}
 		return ps[i].integer(lo, hi)
 	}
+	// pubArgs reads what AT+MQTTPUB and AT+MQTTPUBRAW share, in the
+	// order the module checks them: the topic, their own second parameter
+	// (middle), QoS and retain, then that the client is connected.
+	pubArgs := func(middle func() error) (topic string, qos int, retain bool, err error) {
+		if topic, err = str(0, maxMQTTTopic); err != nil || topic == "" {
+			return "", 0, false, argErr("bad topic")
+		}
+		if err = middle(); err != nil {
+			return "", 0, false, err
+		}
+		if qos, err = num(2, 0, 2); err != nil {
+			return "", 0, false, err
+		}
+		r, err := num(3, 0, 1)
+		if err != nil {
+			return "", 0, false, err
+		}
+		if m.mqtt == nil || m.mqtt.link == nil {
+			return "", 0, false, stateErr("MQTT is not connected")
+		}
+		return topic, qos, r == 1, nil
+	}
 	var err error
 	switch name {
 	case "AT+MQTTUSERCFG":
@@ -219,52 +241,24 @@ func (m *Module) mqttSetLocked(name string, ps []param) error {
 		if len(ps) < 4 || len(ps) > 5 {
 			return argErr("AT+MQTTPUB needs 5 or 6 parameters")
 		}
-		topic, err := str(0, maxMQTTTopic)
-		if err != nil || topic == "" {
-			return argErr("bad topic")
-		}
-		data, err := ps[1].str()
+		var data string
+		topic, qos, retain, err := pubArgs(func() (err error) { data, err = ps[1].str(); return err })
 		if err != nil {
 			return err
 		}
-		qos, err := num(2, 0, 2)
-		if err != nil {
-			return err
-		}
-		retain, err := num(3, 0, 1)
-		if err != nil {
-			return err
-		}
-		if m.mqtt == nil || m.mqtt.link == nil {
-			return stateErr("MQTT is not connected")
-		}
-		m.mqttPublishLocked(topic, []byte(data), qos, retain == 1, false)
+		m.mqttPublishLocked(topic, []byte(data), qos, retain, false)
 	case "AT+MQTTPUBRAW":
 		// 0,"<topic>",<length>,<qos>,<retain>[,<timeout>]
 		if len(ps) < 4 || len(ps) > 5 {
 			return argErr("AT+MQTTPUBRAW needs 5 or 6 parameters")
 		}
-		topic, err := str(0, maxMQTTTopic)
-		if err != nil || topic == "" {
-			return argErr("bad topic")
-		}
-		n, err := num(1, 1, 1<<20)
+		var n int
+		topic, qos, retain, err := pubArgs(func() (err error) { n, err = num(1, 1, 1<<20); return err })
 		if err != nil {
 			return err
-		}
-		qos, err := num(2, 0, 2)
-		if err != nil {
-			return err
-		}
-		retain, err := num(3, 0, 1)
-		if err != nil {
-			return err
-		}
-		if m.mqtt == nil || m.mqtt.link == nil {
-			return stateErr("MQTT is not connected")
 		}
 		m.payloadWant, m.payload = n, make([]byte, 0, n)
-		m.payloadDone = func(b []byte) { m.mqttPublishLocked(topic, b, qos, retain == 1, true) }
+		m.payloadDone = func(b []byte) { m.mqttPublishLocked(topic, b, qos, retain, true) }
 		m.emit([]byte(sendPrompt))
 	case "AT+MQTTSUB":
 		if len(ps) < 2 || len(ps) > 3 {
