@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,15 +22,37 @@ import (
 	"github.com/ddhil/ddhil/harness/target/qemu"
 )
 
-// buildDDHIL compiles the CLI once per test binary.
+// buildDDHIL compiles the CLI once per test binary (TestMain removes it).
 func buildDDHIL(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ddhil")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/ddhil")
-	cmd.Dir = repoRoot()
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
+	cliOnce.Do(func() {
+		if cliDir, cliErr = os.MkdirTemp("", "ddhil-tests-cli-"); cliErr != nil {
+			return
+		}
+		cliBin = filepath.Join(cliDir, "ddhil")
+		cmd := exec.Command(goTool(), "build", "-o", cliBin, "./cmd/ddhil")
+		cmd.Dir = repoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			cliErr = fmt.Errorf("go build ./cmd/ddhil: %w\n%s", err, out)
+		}
+	})
+	require.NoError(t, cliErr)
+	return cliBin
+}
+
+var (
+	cliOnce        sync.Once
+	cliDir, cliBin string
+	cliErr         error
+)
+
+// TestMain removes what the tests built once for all.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cliDir != "" {
+		os.RemoveAll(cliDir)
+	}
+	os.Exit(code)
 }
 
 // privateELF copies the firmware to a unique path, so the test can tell its
@@ -167,7 +191,7 @@ func TestKilledRunsTempDirIsCleanedNextTime(t *testing.T) {
 	if err := qemu.Probe(""); err != nil {
 		t.Skip(err.Error())
 	}
-	bin, elf, tmp := sharedDDHIL(t), privateELF(t), t.TempDir()
+	bin, elf, tmp := buildDDHIL(t), privateELF(t), t.TempDir()
 	run := func(ctx context.Context, out string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, bin, "run", "--firmware", elf, "--out", out, "--no-screenshot", "--periods", "1",
 			"--profile", agentProfile())

@@ -3,13 +3,11 @@ package tests
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,37 +15,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var (
-	cliOnce sync.Once
-	cliBin  string
-	cliErr  error
-)
-
-// sharedDDHIL builds the CLI once for the usage tests.
-func sharedDDHIL(t *testing.T) string {
-	t.Helper()
-	cliOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ddhil-usage-")
-		if err != nil {
-			cliErr = err
-			return
-		}
-		cliBin = filepath.Join(dir, "ddhil")
-		cmd := exec.Command(goTool(), "build", "-o", cliBin, "./cmd/ddhil")
-		cmd.Dir = repoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			cliErr = errors.New(string(out))
-		}
-	})
-	require.NoError(t, cliErr)
-	return cliBin
-}
-
 // Every mistake knowable before boot is a usage error: exit 2 in under a
 // second, one line on stderr naming the mistake, no output folder, no
 // emulator started.
 func TestUsageMistakesExit2BeforeBoot(t *testing.T) {
-	bin := sharedDDHIL(t)
+	bin := buildDDHIL(t)
 	dir := t.TempDir()
 	elf := firmwareELF(t, "qemu-netduinoplus2")
 	prof := agentProfile()
@@ -130,7 +102,7 @@ func mustRead(t *testing.T, path string) string {
 // `ddhil run -h` lists the exit codes, the targets and the reference
 // agent's faults.
 func TestRunHelp(t *testing.T) {
-	cmd := exec.Command(sharedDDHIL(t), "run", "-h")
+	cmd := exec.Command(buildDDHIL(t), "run", "-h")
 	cmd.Dir = repoRoot()
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
