@@ -210,12 +210,6 @@ func execute(ctx context.Context, p *Prepared, rep *report.Report, logf func(str
 		OutDir:       o.OutDir,
 		Logf:         logf,
 	}
-	if o.Settings.Get("compress") == "true" {
-		// The module's power-up delay runs on host time: at a 34× speed-up
-		// 300 ms would be 10 s of the firmware's time, near its 15 s AT
-		// sync limit. Keep it short against every firmware timeout.
-		cfg.Module.ReadyDelay = 10 * time.Millisecond
-	}
 	s, err := session.Start(ctx, cfg)
 	if err != nil {
 		rep.Target = target.Info() // e.g. the emulator version, even when the firmware never booted

@@ -16,6 +16,7 @@ import (
 	"github.com/ddhil/ddhil/harness"
 	"github.com/ddhil/ddhil/harness/device/profile"
 	"github.com/ddhil/ddhil/harness/judge/conformance"
+	"github.com/ddhil/ddhil/harness/target"
 	"github.com/ddhil/ddhil/harness/target/targettest"
 )
 
@@ -163,4 +164,28 @@ func TestFakeConsoleClosedIsLab(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorIs(t, err, harness.ErrLab)
 	assert.NotErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// readyTarget asks for a short module power-up delay, as Renode does under
+// time compression.
+type readyTarget struct{ target.Target }
+
+func (readyTarget) ConfigureSession(s *target.SessionSetup) error {
+	s.ModuleReadyDelay = 10 * time.Millisecond
+	return nil
+}
+
+// A target's module power-up delay reaches the module's config, unless the
+// caller set one.
+func TestTargetSetsModuleReadyDelay(t *testing.T) {
+	prof, err := profile.Parse([]byte(fakeProfile))
+	require.NoError(t, err)
+	cfg := Config{Target: readyTarget{}, Profile: prof}
+	require.NoError(t, configureForTarget(&cfg))
+	assert.Equal(t, 10*time.Millisecond, cfg.Module.ReadyDelay)
+
+	cfg = Config{Target: readyTarget{}, Profile: prof}
+	cfg.Module.ReadyDelay = time.Second
+	require.NoError(t, configureForTarget(&cfg))
+	assert.Equal(t, time.Second, cfg.Module.ReadyDelay, "the caller's choice stays")
 }

@@ -988,6 +988,9 @@ func configureForTarget(cfg *Config) error {
 		return err
 	}
 	cfg.Vars, cfg.Endpoint = setup.Vars, setup.Endpoint
+	if setup.ModuleReadyDelay > 0 && cfg.Module.ReadyDelay == 0 {
+		cfg.Module.ReadyDelay = setup.ModuleReadyDelay
+	}
 	cfg.BrokerConfig.MQTTSAddr, cfg.BrokerConfig.TLS = setup.BrokerTLSAddr, setup.BrokerTLS
 	if setup.Signer != nil {
 		cfg.Profile = cfg.Profile.WithSigner(setup.Signer)

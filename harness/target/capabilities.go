@@ -1,6 +1,9 @@
 package target
 
-import "crypto/tls"
+import (
+	"crypto/tls"
+	"time"
+)
 
 // The optional capabilities of a target, all in one place. A driver's
 // Target implements the ones it has; the session checks for them.
@@ -39,6 +42,10 @@ type SessionSetup struct {
 	// Signer, when set, signs the certificate requests the profile's pki
 	// steps capture.
 	Signer Signer
+	// ModuleReadyDelay, when set, replaces the emulated module's power-up
+	// delay (host time): a target whose clock runs ahead of the host
+	// needs it short against the firmware's timeouts.
+	ModuleReadyDelay time.Duration
 }
 
 // Signer is a lab CA (harness/device/provision.CA is one).

@@ -464,6 +464,17 @@ func (t *Target) Reset(ctx context.Context) error {
 
 // Info describes the target; Version is known once Start has asked
 // Renode (it stays set after Close, for reports of failed runs).
+// ConfigureSession (target.SessionConfigurer): under time compression the
+// module's power-up delay, which runs on host time, would be 300 ms × the
+// speed-up (10 s of the firmware's time at 34×, near its 15 s AT sync
+// limit), so it is kept short against every firmware timeout.
+func (t *Target) ConfigureSession(s *target.SessionSetup) error {
+	if t.cfg.Compress {
+		s.ModuleReadyDelay = 10 * time.Millisecond
+	}
+	return nil
+}
+
 func (t *Target) Info() target.Info {
 	t.infoMu.Lock()
 	defer t.infoMu.Unlock()

@@ -458,3 +458,14 @@ func TestStepSliceNeedsCompress(t *testing.T) {
 	assert.True(t, tgt.Steps())
 	assert.Contains(t, tgt.Info().Extra["time"], "stepped in 1s slices")
 }
+
+// Under compression the module's power-up delay is kept short; otherwise
+// the session's default stays.
+func TestCompressShortensModuleReadyDelay(t *testing.T) {
+	var s target.SessionSetup
+	require.NoError(t, (&Target{cfg: Config{Compress: true}}).ConfigureSession(&s))
+	assert.Equal(t, 10*time.Millisecond, s.ModuleReadyDelay)
+	s = target.SessionSetup{}
+	require.NoError(t, (&Target{}).ConfigureSession(&s))
+	assert.Zero(t, s.ModuleReadyDelay)
+}
