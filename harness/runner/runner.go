@@ -89,12 +89,8 @@ var Version = version.Read().String()
 // with verdict "error", not an err.
 func Run(ctx context.Context, o Options) (*report.Report, error) {
 	started := time.Now()
-	rep := report.New()
-	rep.Run.ToolVersion = Version
-	rep.Run.Started = started
-	rep.Run.Clock = "wall"
+	rep := newReport(started)
 	rep.Run.Command = o.Command
-	rep.Run.Host, _ = os.Hostname()
 	logf := func(format string, args ...any) {
 		if o.Progress != nil {
 			fmt.Fprintf(o.Progress, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
@@ -147,11 +143,18 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 // Judge evaluates checks on a capture and returns the report, as a run
 // would write it (hiltest uses it for the reports it keeps).
 func Judge(c *conformance.Capture, checks []conformance.Check, started time.Time) *report.Report {
+	rep := newReport(started)
+	finish(rep, c, checks, nil, nil, started)
+	return rep
+}
+
+// newReport is a report of a run that started at started, on this host.
+func newReport(started time.Time) *report.Report {
 	rep := report.New()
 	rep.Run.ToolVersion = Version
 	rep.Run.Started = started
 	rep.Run.Clock = "wall"
-	finish(rep, c, checks, nil, nil, started)
+	rep.Run.Host, _ = os.Hostname()
 	return rep
 }
 
